@@ -1,0 +1,61 @@
+# The single interface for developers and CI. `make run` and `make test` set
+# themselves up on a fresh machine (venv, pinned install, migrations).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+export BRIDGE_TEST_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/bridge_test
+export BRIDGE_TEST_REDIS_URL ?= redis://127.0.0.1:6379/1
+SQLITE_TEST_URL := sqlite:///$(CURDIR)/var/test/bridge_test.db
+
+.PHONY: install run test test-pg test-sqlite lint fmt typecheck check migrate lock bench clean
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade "pip>=25.1"
+	$(BIN)/python -m pip install -q -c requirements.lock -e . --group dev
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install migrate
+	$(BIN)/bridge run
+
+migrate: install
+	$(BIN)/bridge db upgrade
+
+test: test-pg test-sqlite
+
+test-pg: install
+	rm -f .coverage .coverage.*
+	COVERAGE_PROCESS_START=$(CURDIR)/pyproject.toml $(BIN)/pytest --cov --cov-report=term $(PYTEST_ARGS)
+
+test-sqlite: install
+	mkdir -p var/test
+	BRIDGE_TEST_DATABASE_URL=$(SQLITE_TEST_URL) $(BIN)/pytest -m smoke -p no:cacheprovider $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+typecheck: install
+	$(BIN)/mypy
+
+fmt: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+check: lint test
+
+bench: install
+	$(BIN)/python bench/ratelimit.py
+
+# Regenerate the pinned constraints from the current environment.
+lock: install
+	$(BIN)/python -m pip freeze --exclude-editable | sort > requirements.lock
+
+clean:
+	rm -rf $(VENV) .coverage .coverage.* .mypy_cache .ruff_cache .pytest_cache var/test

@@ -1,0 +1,1 @@
+"""HTTP API: intake (HMAC-signed, for billing), admin (bearer tokens) and health."""

@@ -1,0 +1,69 @@
+"""`create_app(services)`: the FastAPI app, its middleware and exception handlers."""
+
+import uuid
+from collections.abc import Awaitable, Callable
+
+import structlog
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from bridge import __version__
+from bridge.container import Services
+
+log = structlog.get_logger(__name__)
+
+
+def create_app(services: Services) -> FastAPI:
+    """Build the API around already-built services (tests pass their own)."""
+    app = FastAPI(title="wispanel-bridge", version=__version__)
+    app.state.services = services
+
+    @app.middleware("http")
+    async def bind_request_id(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        try:
+            response = await call_next(request)
+        finally:
+            structlog.contextvars.unbind_contextvars("request_id")
+        response.headers["X-Request-Id"] = request_id
+        return response
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    def readyz() -> JSONResponse:
+        """Readiness: the database and Redis answer."""
+        checks = {"database": _check_db(services), "redis": _check_redis(services)}
+        ok = all(v == "ok" for v in checks.values())
+        return JSONResponse(
+            {"status": "ok" if ok else "unavailable", "checks": checks},
+            status_code=200 if ok else 503,
+        )
+
+    return app
+
+
+def _check_db(services: Services) -> str:
+    try:
+        with services.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
+        log.warning("readiness_check_failed", component="database", error=str(exc))
+        return "unavailable"
+    return "ok"
+
+
+def _check_redis(services: Services) -> str:
+    try:
+        services.redis.ping()
+    except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
+        log.warning("readiness_check_failed", component="redis", error=str(exc))
+        return "unavailable"
+    return "ok"

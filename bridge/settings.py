@@ -1,0 +1,168 @@
+"""Settings from `BRIDGE_*` environment variables; loaded once per entry point.
+
+Every duration the bridge uses is a setting so tests can shrink it. `load_settings()`
+turns a validation failure into one `ConfigurationError` line naming the variable.
+"""
+
+import base64
+import json
+import os
+import secrets
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from bridge.errors import ConfigurationError
+
+ENV_PREFIX = "BRIDGE_"
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class LogFormat(StrEnum):
+    AUTO = "auto"
+    JSON = "json"
+    CONSOLE = "console"
+
+
+CommaList = Annotated[tuple[str, ...], NoDecode]
+
+
+class Settings(BaseSettings):
+    """All runtime configuration. Frozen: pass it down, never mutate it."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, frozen=True, extra="ignore"
+    )
+
+    env: Environment = Environment.DEVELOPMENT
+    var_dir: Path = Path("var")
+    database_url: str = ""
+    redis_url: str | None = None
+    secret_key: SecretStr | None = None
+    intake_secret: SecretStr | None = None
+    admin_token: SecretStr | None = None
+    callback_secret: SecretStr | None = None
+    billing_callback_url: str | None = None
+    callback_allowed_origins: CommaList = ()
+
+    log_level: str = "INFO"
+    log_format: LogFormat = LogFormat.AUTO
+
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=1, le=65535)
+    intake_max_skew_seconds: float = Field(default=300, gt=0)
+    intake_max_body_bytes: int = Field(default=64 * 1024, gt=0)
+    intake_idempotency_ttl_seconds: float = Field(default=7 * 86400, gt=0)
+
+    dispatch_interval: float = Field(default=1.0, gt=0)
+    dispatch_batch: int = Field(default=200, gt=0)
+    lease_seconds: float = Field(default=60, gt=0)
+    reconcile_after_seconds: float = Field(default=72_000, gt=0)
+    max_attempts: int = Field(default=12, gt=0)
+    max_step_age: float = Field(default=3 * 86400, gt=0)
+    backoff_base_seconds: float = Field(default=2.0, gt=0)
+    backoff_cap_seconds: float = Field(default=600.0, gt=0)
+    busy_retry_seconds: float = Field(default=2.0, gt=0)
+    ssl_poll_seconds: float = Field(default=15.0, gt=0)
+    circuit_failure_threshold: int = Field(default=5, gt=0)
+    circuit_probe_seconds: float = Field(default=30.0, gt=0)
+
+    panel_connect_timeout: float = Field(default=5.0, gt=0)
+    panel_read_timeout: float = Field(default=30.0, gt=0)
+    panel_write_timeout: float = Field(default=30.0, gt=0)
+    panel_pool_timeout: float = Field(default=5.0, gt=0)
+    panel_token_cache_seconds: float = Field(default=86_400, gt=0)
+
+    callback_timeout: float = Field(default=10.0, gt=0)
+    callback_max_attempts: int = Field(default=8, gt=0)
+
+    task_soft_time_limit: float = Field(default=300, gt=0)
+    task_time_limit: float = Field(default=360, gt=0)
+    broker_visibility_timeout: float = Field(default=3600, gt=0)
+
+    @field_validator("callback_allowed_origins", mode="before")
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        if value and not value.startswith(("sqlite", "postgresql+psycopg://")):
+            msg = "must start with sqlite:/// or postgresql+psycopg://"
+            raise ValueError(msg)
+        return value
+
+    @property
+    def is_production(self) -> bool:
+        return self.env is Environment.PRODUCTION
+
+    @property
+    def effective_database_url(self) -> str:
+        """The configured URL, or the embedded SQLite file under `var_dir`."""
+        return self.database_url or f"sqlite:///{self.var_dir / 'bridge.db'}"
+
+    @property
+    def effective_callback_secret(self) -> SecretStr | None:
+        return self.callback_secret or self.intake_secret
+
+
+# Secrets a process needs; production refuses to start without them, development
+# generates them once under var_dir so `make run` works on a fresh machine.
+_REQUIRED_SECRETS = ("secret_key", "intake_secret", "admin_token")
+DEV_SECRETS_FILE = "dev-secrets.json"
+
+
+def _generate(name: str) -> str:
+    if name == "secret_key":
+        return base64.urlsafe_b64encode(os.urandom(32)).decode()
+    return secrets.token_urlsafe(32)
+
+
+def load_settings(**overrides: Any) -> tuple[Settings, list[str]]:
+    """Read the environment (plus explicit overrides) into a frozen `Settings`.
+
+    Returns the settings and the names of secrets generated for development (the
+    caller logs a warning once logging is configured).
+    Raises ConfigurationError with one line naming the first bad variable.
+    """
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = ENV_PREFIX + "_".join(str(p) for p in first["loc"]).upper()
+        msg = f"{name}: {first['msg']}"
+        raise ConfigurationError(msg) from None
+    missing = [n for n in _REQUIRED_SECRETS if getattr(settings, n) is None]
+    if not missing:
+        return settings, []
+    if settings.is_production:
+        name = ENV_PREFIX + missing[0].upper()
+        msg = f"{name}: required when BRIDGE_ENV=production"
+        raise ConfigurationError(msg)
+    stored = _dev_secrets(settings.var_dir, missing)
+    update = {n: SecretStr(stored[n]) for n in missing}
+    return settings.model_copy(update=update), [ENV_PREFIX + n.upper() for n in missing]
+
+
+def _dev_secrets(var_dir: Path, names: list[str]) -> dict[str, str]:
+    """Read (creating what is absent) the development secrets file, mode 0600."""
+    path = var_dir / DEV_SECRETS_FILE
+    stored: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    if any(n not in stored for n in names):
+        stored.update({n: _generate(n) for n in names if n not in stored})
+        var_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(stored, indent=2))
+        tmp.chmod(0o600)
+        tmp.replace(path)
+    return stored
