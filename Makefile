@@ -29,7 +29,7 @@ test: test-pg test-sqlite
 
 test-pg: install
 	rm -f .coverage .coverage.*
-	COVERAGE_PROCESS_START=$(CURDIR)/pyproject.toml $(BIN)/pytest --cov --cov-report=term $(PYTEST_ARGS)
+	$(BIN)/pytest --cov --cov-report=term $(PYTEST_ARGS)
 
 test-sqlite: install
 	mkdir -p var/test

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import httpx
 import redis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -16,7 +17,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from bridge.crypto import SecretBox
 from bridge.db.session import make_engine, make_session_factory
 from bridge.errors import ConfigurationError
-from bridge.queue import CeleryEnqueuer, Enqueuer, broker_url
+from bridge.fleet import PanelRegistry
+from bridge.panel import PanelTimeouts
+from bridge.queue import (
+    CeleryEnqueuer,
+    Enqueuer,
+    broker_url,
+    install_after_commit_hook,
+)
+from bridge.ratelimit import RedisRateLimiter
 from bridge.settings import Settings
 
 Clock = Callable[[], datetime]
@@ -35,6 +44,9 @@ class Services:
     sessions: sessionmaker[Session]
     redis: "redis.Redis"
     box: SecretBox
+    limiter: RedisRateLimiter
+    panels: PanelRegistry
+    http: httpx.Client  # outbound callbacks to billing
     enqueue: Enqueuer
     clock: Clock
     host_id: str
@@ -43,6 +55,8 @@ class Services:
         close = getattr(self.enqueue, "close", None)
         if callable(close):
             close()
+        self.panels.close()
+        self.http.close()
         self.redis.close()
         self.engine.dispose()
 
@@ -64,15 +78,36 @@ def build_services(
         msg = "BRIDGE_SECRET_KEY: not set"
         raise ConfigurationError(msg)
     engine = make_engine(settings.effective_database_url)
+    sessions = make_session_factory(engine)
+    redis_client = redis.Redis.from_url(
+        settings.redis_url, socket_timeout=5, socket_connect_timeout=5
+    )
+    box = SecretBox(settings.secret_key)
+    limiter = RedisRateLimiter(redis_client)
+    host_id = socket.gethostname()
+    enqueuer = enqueue or CeleryEnqueuer(broker_url(settings.redis_url))
+    install_after_commit_hook(sessions, enqueuer)
     return Services(
         settings=settings,
         engine=engine,
-        sessions=make_session_factory(engine),
-        redis=redis.Redis.from_url(
-            settings.redis_url, socket_timeout=5, socket_connect_timeout=5
+        sessions=sessions,
+        redis=redis_client,
+        box=box,
+        limiter=limiter,
+        panels=PanelRegistry(
+            box=box,
+            redis_client=redis_client,
+            limiter=limiter,
+            timeouts=PanelTimeouts.from_settings(settings),
+            host_id=host_id,
+            token_ttl=settings.panel_token_cache_seconds,
         ),
-        box=SecretBox(settings.secret_key),
-        enqueue=enqueue or CeleryEnqueuer(broker_url(settings.redis_url)),
+        http=httpx.Client(
+            timeout=settings.callback_timeout,
+            follow_redirects=False,
+            headers={"User-Agent": "wispanel-bridge-callbacks"},
+        ),
+        enqueue=enqueuer,
         clock=clock,
-        host_id=socket.gethostname(),
+        host_id=host_id,
     )

@@ -11,10 +11,14 @@ from typing import Protocol
 import structlog
 from celery import Celery
 from kombu.exceptions import OperationalError
+from sqlalchemy import event
+from sqlalchemy.orm import Session, sessionmaker
 
 RUN_ORDER_TASK = "bridge.run_order"
 DELIVER_CALLBACK_TASK = "bridge.deliver_callback"
 QUEUE_NAME = "bridge"
+
+_PENDING_KEY = "bridge.enqueue_after_commit"
 
 log = structlog.get_logger(__name__)
 
@@ -71,3 +75,27 @@ def broker_url(redis_url: str) -> str:
                 db = part.removeprefix("db=")
         return f"redis+socket://{path}?virtual_host={db}"
     return redis_url
+
+
+def enqueue_after_commit(session: Session, task_name: str, *args: str) -> None:
+    """Send `task_name(*args)` once the session's transaction has committed.
+
+    Never before: a worker must not see a message for a row it cannot read yet.
+    """
+    session.info.setdefault(_PENDING_KEY, []).append((task_name, args))
+
+
+def install_after_commit_hook(
+    sessions: sessionmaker[Session], enqueue: Enqueuer
+) -> None:
+    """Flush messages recorded with enqueue_after_commit on commit; drop on rollback."""
+
+    def _after_commit(session: Session) -> None:
+        for task_name, args in session.info.pop(_PENDING_KEY, []):
+            enqueue(task_name, *args)
+
+    def _after_rollback(session: Session, _previous_transaction: object) -> None:
+        session.info.pop(_PENDING_KEY, None)
+
+    event.listen(sessions, "after_commit", _after_commit)
+    event.listen(sessions, "after_soft_rollback", _after_rollback)

@@ -1,6 +1,7 @@
 """Shared fixtures: real PostgreSQL (or SQLite for the smoke run), real Redis."""
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -8,10 +9,15 @@ import redis
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
+from bridge.container import Services, build_services
 from bridge.db import migrate
 from bridge.db.base import metadata
+from bridge.db.models import Server
 from bridge.db.session import make_engine
+from bridge.domain.model import AuthMode
+from bridge.fleet import ServerSpec, save_server
 from bridge.settings import Settings
+from bridge.simulator import SimulatorConfig, SimulatorServer
 from tests.infra import (
     connect_redis,
     is_sqlite,
@@ -20,6 +26,7 @@ from tests.infra import (
     suite_database_url,
     suite_redis_url,
 )
+from tests.simctl import FakeClock, SimControl
 
 
 @pytest.fixture(scope="session")
@@ -74,3 +81,56 @@ def redis_client() -> Iterator["redis.Redis"]:
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
     return make_test_settings(tmp_path / "var", database_url=database_url)
+
+
+@pytest.fixture(scope="session")
+def simulator() -> Iterator[SimulatorServer]:
+    """One simulator process-wide (panels p1..p3 too); reset per test by `sim`."""
+    with SimulatorServer(
+        SimulatorConfig(ssl_delay_s=0.5, limit=6000), panels=3
+    ) as server:
+        yield server
+
+
+@pytest.fixture
+def sim(simulator: SimulatorServer) -> Iterator[SimControl]:
+    control = SimControl(simulator.base_url)
+    control.reset()
+    yield control
+    control.reset()
+    control.close()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(datetime.now(UTC))
+
+
+@pytest.fixture
+def services(
+    settings: Settings,
+    committed_db: Engine,
+    redis_client: "redis.Redis",
+    clock: FakeClock,
+) -> Iterator[Services]:
+    built = build_services(settings, clock=clock)
+    yield built
+    built.close()
+
+
+@pytest.fixture
+def server(services: Services, simulator: SimulatorServer, sim: SimControl) -> Server:
+    """The default simulator panel registered as server `sim` (api_key mode)."""
+    creds = simulator.credentials()
+    with services.sessions.begin() as session:
+        return save_server(
+            session,
+            services.box,
+            ServerSpec(
+                name="sim",
+                base_url=simulator.base_url,
+                auth_mode=AuthMode.API_KEY,
+                api_key=creds.api_key,
+                rate_limit_per_min=6000,
+            ),
+        )

@@ -5,11 +5,19 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from bridge import __version__
+from bridge.api import intake_routes
 from bridge.container import Services
+from bridge.errors import (
+    IdempotencyConflictError,
+    InvalidOrderError,
+    NotFoundError,
+    RateLimiterUnavailableError,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -32,6 +40,9 @@ def create_app(services: Services) -> FastAPI:
         response.headers["X-Request-Id"] = request_id
         return response
 
+    app.include_router(intake_routes.router)
+    _install_error_handlers(app)
+
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:
         """Liveness: the process answers."""
@@ -48,6 +59,36 @@ def create_app(services: Services) -> FastAPI:
         )
 
     return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    """Map use-case errors to HTTP in one place."""
+
+    @app.exception_handler(RequestValidationError)
+    async def validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's default echoes each bad `input`: that could be a password.
+        detail = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")}
+            for e in exc.errors()
+        ]
+        return JSONResponse({"detail": detail}, status_code=422)
+
+    @app.exception_handler(InvalidOrderError)
+    async def invalid(_: Request, exc: InvalidOrderError) -> JSONResponse:
+        detail = [{"loc": ["body", exc.field], "msg": exc.reason, "type": "invalid"}]
+        return JSONResponse({"detail": detail}, status_code=422)
+
+    @app.exception_handler(IdempotencyConflictError)
+    async def conflict(_: Request, exc: IdempotencyConflictError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=409)
+
+    @app.exception_handler(NotFoundError)
+    async def not_found(_: Request, exc: NotFoundError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @app.exception_handler(RateLimiterUnavailableError)
+    async def unavailable(_: Request, exc: RateLimiterUnavailableError) -> JSONResponse:
+        return JSONResponse({"detail": "temporarily unavailable"}, status_code=503)
 
 
 def _check_db(services: Services) -> str:

@@ -5,7 +5,7 @@ import sys
 import click
 
 from bridge import __version__
-from bridge.cli import db, embedded, processes
+from bridge.cli import db, embedded, orders, processes, servers, simulator_cmd
 from bridge.cli.context import CliContext
 from bridge.errors import BridgeError, ConfigurationError
 
@@ -26,6 +26,9 @@ def version() -> None:
 
 cli.add_command(db.db)
 cli.add_command(embedded.run)
+cli.add_command(servers.servers)
+cli.add_command(orders.orders)
+cli.add_command(simulator_cmd.simulator)
 for command in processes.COMMANDS:
     cli.add_command(command)
 

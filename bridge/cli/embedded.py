@@ -6,8 +6,10 @@ processes until Ctrl-C, and stops them in reverse order.
 """
 
 import os
+import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -15,9 +17,18 @@ from pathlib import Path
 
 import click
 import redis
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from bridge.cli.context import CliContext
+from bridge.crypto import SecretBox
 from bridge.db import migrate
+from bridge.db.models import Server
+from bridge.db.session import make_engine
+from bridge.domain.model import AuthMode
+from bridge.fleet import ServerSpec, save_server
+
+DEMO_SERVER = "demo"
 
 _STOP_TIMEOUT = 15.0
 
@@ -75,9 +86,15 @@ def start_embedded_redis(var_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
     return proc, url
 
 
-def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+def _spawn(
+    args: list[str], env: dict[str, str], *, quiet: bool = False
+) -> subprocess.Popen[bytes]:
     return subprocess.Popen(  # noqa: S603 - our own CLI
-        [sys.executable, "-m", "bridge", *args], env=env, start_new_session=True
+        [sys.executable, "-m", "bridge", *args],
+        env=env,
+        start_new_session=True,
+        # The simulator prints its credentials; the demo's stay out of the console.
+        stdout=subprocess.DEVNULL if quiet else None,
     )
 
 
@@ -113,6 +130,9 @@ def run(obj: CliContext, port: int | None, concurrency: int) -> None:
             env["BRIDGE_REDIS_URL"] = url
             click.echo(f"embedded Redis at {url}")
         migrate.upgrade(env["BRIDGE_DATABASE_URL"])
+        demo = _start_demo_panel_if_needed(obj, env)
+        if demo is not None:
+            procs.append(demo)
         api_args = ["api"] + (["--port", str(port)] if port else [])
         procs.append(_spawn(api_args, env))
         procs.append(_spawn(["worker", "--concurrency", str(concurrency)], env))
@@ -126,6 +146,49 @@ def run(obj: CliContext, port: int | None, concurrency: int) -> None:
     finally:
         stop_all(procs)
         click.echo("stopped")
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _start_demo_panel_if_needed(
+    obj: CliContext, env: dict[str, str]
+) -> subprocess.Popen[bytes] | None:
+    """With no real panel configured, serve the simulator as server `demo`."""
+    settings = obj.settings
+    if settings.secret_key is None:
+        return None
+    engine = make_engine(env["BRIDGE_DATABASE_URL"])
+    try:
+        with Session(engine) as session, session.begin():
+            others = session.scalars(select(Server).where(Server.name != DEMO_SERVER))
+            if others.first() is not None:
+                return None
+            port = _free_port()
+            api_key = "wsp_" + secrets.token_hex(24)
+            save_server(
+                session,
+                SecretBox(settings.secret_key),
+                ServerSpec(
+                    name=DEMO_SERVER,
+                    base_url=f"http://127.0.0.1:{port}",
+                    auth_mode=AuthMode.API_KEY,
+                    api_key=api_key,
+                    rate_limit_per_min=60,
+                ),
+            )
+    finally:
+        engine.dispose()
+    args = ["simulator", "--port", str(port), "--api-key", api_key, "--ssl-delay", "3"]
+    proc = _spawn(args, {**env, "PYTHONUNBUFFERED": "1"}, quiet=True)
+    click.echo(
+        f"demo panel (simulator) at http://127.0.0.1:{port} as server '{DEMO_SERVER}'"
+    )
+    return proc
 
 
 def _wait_for_exit(procs: list[subprocess.Popen[bytes]]) -> None:

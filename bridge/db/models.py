@@ -62,6 +62,8 @@ class Server(Base):
     tls_fingerprint: Mapped[str | None] = mapped_column(String(128))
     group_name: Mapped[str] = mapped_column(String(64), default="default", index=True)
     capacity: Mapped[int | None] = mapped_column(Integer)
+    # The panel's license max_users as last read (servers test); -1 = unlimited.
+    license_max_users: Mapped[int | None] = mapped_column(Integer)
     state: Mapped[ServerState] = mapped_column(
         str_enum(ServerState, 16), default=ServerState.ACTIVE
     )
@@ -159,6 +161,9 @@ class Order(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(128))
     lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime())
     next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # Last time a run message was sent; the dispatcher skips recently enqueued
+    # orders so a backlog does not fill the broker with duplicates every tick.
+    enqueued_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     callback_url: Mapped[str | None] = mapped_column(String(2048))
@@ -201,6 +206,9 @@ class Step(Base):
         str_enum(StepStatus, 16), default=StepStatus.PENDING
     )
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Set when the panel said "already exists" but the read that follows could not
+    # run yet: the next try reads first instead of re-sending the create.
+    needs_reconcile: Mapped[bool] = mapped_column(Boolean, default=False)
     first_sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     last_sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     response: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
@@ -223,6 +231,8 @@ class IntakeRequest(Base):
     order_uuid: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("orders.id", ondelete="CASCADE"), index=True
     )
+    # The first answer, replayed verbatim (with 200) for the same key and body.
+    response: Mapped[dict[str, Any]] = mapped_column(JsonType)
     created_at: Mapped[CreatedAt]
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
 
@@ -242,3 +252,35 @@ class AuditEntry(Base):
     before_status: Mapped[str | None] = mapped_column(String(32))
     after_status: Mapped[str | None] = mapped_column(String(32))
     detail: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+
+
+class AdminToken(Base):
+    """A named operator's admin API token (stored as a SHA-256 digest)."""
+
+    __tablename__ = "admin_tokens"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[CreatedAt]
+    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class SweepRun(Base):
+    """One suspension/termination sweep: what it found, did, or refused to do."""
+
+    __tablename__ = "sweep_runs"
+    __table_args__ = (Index("ix_sweep_runs_kind_started_at", "kind", "started_at"),)
+
+    id: Mapped[int] = mapped_column(BigIntPk, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[CreatedAt]
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    candidates: Mapped[int] = mapped_column(Integer, default=0)
+    active_services: Mapped[int] = mapped_column(Integer, default=0)
+    orders_created: Mapped[int] = mapped_column(Integer, default=0)
+    # True when the blast-radius guard refused to act.
+    tripped: Mapped[bool] = mapped_column(Boolean, default=False)
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    confirmed_by: Mapped[str | None] = mapped_column(String(128))

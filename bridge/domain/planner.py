@@ -7,25 +7,29 @@ and wipe them once the step that needs them has succeeded.
 from bridge.domain.model import Action, OrderSpec, PlannedStep, StepKind
 
 
-def plan(spec: OrderSpec) -> tuple[PlannedStep, ...]:
-    """Return the steps for `spec` in execution order (only what it asks for)."""
+def plan(spec: OrderSpec, *, username: str | None = None) -> tuple[PlannedStep, ...]:
+    """Return the steps for `spec` in execution order (only what it asks for).
+
+    `username` is the service's panel account, needed by every action but create.
+    """
     if spec.action is Action.CREATE:
         return _plan_create(spec)
-    username = {"username": _required(spec.account.username if spec.account else None)}
+    username_param = {"username": _required(username)}
     match spec.action:
         case Action.SUSPEND:
             reason = spec.reason.value if spec.reason else "other"
-            return (PlannedStep(StepKind.SUSPEND_USER, username, {"reason": reason}),)
+            body = {"reason": reason}
+            return (PlannedStep(StepKind.SUSPEND_USER, username_param, body),)
         case Action.UNSUSPEND:
-            return (PlannedStep(StepKind.UNSUSPEND_USER, username),)
+            return (PlannedStep(StepKind.UNSUSPEND_USER, username_param),)
         case Action.TERMINATE:
-            return (PlannedStep(StepKind.DELETE_USER, username),)
+            return (PlannedStep(StepKind.DELETE_USER, username_param),)
         case Action.CHANGE_PACKAGE:
             body = {"package": _required(spec.package)}
-            return (PlannedStep(StepKind.CHANGE_PACKAGE, username, body),)
+            return (PlannedStep(StepKind.CHANGE_PACKAGE, username_param, body),)
         case Action.CHANGE_PASSWORD:
             secret = {"password": _required(spec.password)}
-            return (PlannedStep(StepKind.CHANGE_PASSWORD, username, {}, secret),)
+            return (PlannedStep(StepKind.CHANGE_PASSWORD, username_param, {}, secret),)
     msg = f"no plan for action {spec.action}"
     raise ValueError(msg)
 

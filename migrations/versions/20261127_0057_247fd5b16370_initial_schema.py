@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: c09a1d6c6cc1
+Revision ID: 247fd5b16370
 Revises:
-Create Date: 2026-11-27 00:40:13.995800
+Create Date: 2026-11-27 00:57:05.656519
 """
 
 from collections.abc import Sequence
@@ -11,14 +11,25 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "c09a1d6c6cc1"
+revision: str = "247fd5b16370"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-
+    op.create_table(
+        "admin_tokens",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("token_sha256", sa.String(length=64), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_admin_tokens")),
+        sa.UniqueConstraint("name", name=op.f("uq_admin_tokens_name")),
+        sa.UniqueConstraint("token_sha256", name=op.f("uq_admin_tokens_token_sha256")),
+    )
     op.create_table(
         "audit_log",
         sa.Column(
@@ -70,6 +81,7 @@ def upgrade() -> None:
         sa.Column("tls_fingerprint", sa.String(length=128), nullable=True),
         sa.Column("group_name", sa.String(length=64), nullable=False),
         sa.Column("capacity", sa.Integer(), nullable=True),
+        sa.Column("license_max_users", sa.Integer(), nullable=True),
         sa.Column(
             "state",
             sa.Enum(
@@ -100,6 +112,30 @@ def upgrade() -> None:
     with op.batch_alter_table("servers", schema=None) as batch_op:
         batch_op.create_index(
             batch_op.f("ix_servers_group_name"), ["group_name"], unique=False
+        )
+
+    op.create_table(
+        "sweep_runs",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("candidates", sa.Integer(), nullable=False),
+        sa.Column("active_services", sa.Integer(), nullable=False),
+        sa.Column("orders_created", sa.Integer(), nullable=False),
+        sa.Column("tripped", sa.Boolean(), nullable=False),
+        sa.Column("dry_run", sa.Boolean(), nullable=False),
+        sa.Column("confirmed_by", sa.String(length=128), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_sweep_runs")),
+    )
+    with op.batch_alter_table("sweep_runs", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_sweep_runs_kind_started_at", ["kind", "started_at"], unique=False
         )
 
     op.create_table(
@@ -238,6 +274,7 @@ def upgrade() -> None:
         sa.Column("lease_owner", sa.String(length=128), nullable=True),
         sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True),
         sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("enqueued_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("callback_url", sa.String(length=2048), nullable=True),
@@ -306,6 +343,13 @@ def upgrade() -> None:
         sa.Column("key", sa.String(length=300), nullable=False),
         sa.Column("body_sha256", sa.String(length=64), nullable=False),
         sa.Column("order_uuid", sa.Uuid(), nullable=False),
+        sa.Column(
+            "response",
+            sa.JSON().with_variant(
+                postgresql.JSONB(astext_type=sa.Text()), "postgresql"
+            ),
+            nullable=False,
+        ),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
@@ -378,6 +422,7 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("needs_reconcile", sa.Boolean(), nullable=False),
         sa.Column("first_sent_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("last_sent_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column(
@@ -407,7 +452,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-
     op.drop_table("steps")
     with op.batch_alter_table("intake_requests", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_intake_requests_order_uuid"))
@@ -435,6 +479,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_services_server_id"))
 
     op.drop_table("services")
+    with op.batch_alter_table("sweep_runs", schema=None) as batch_op:
+        batch_op.drop_index("ix_sweep_runs_kind_started_at")
+
+    op.drop_table("sweep_runs")
     with op.batch_alter_table("servers", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_servers_group_name"))
 
@@ -445,3 +493,4 @@ def downgrade() -> None:
         batch_op.drop_index("ix_audit_log_at")
 
     op.drop_table("audit_log")
+    op.drop_table("admin_tokens")

@@ -1,0 +1,101 @@
+"""Intake endpoints for billing (HMAC-signed): post orders, read orders and services."""
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, status
+from fastapi.responses import JSONResponse
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from bridge.api.schemas import (
+    OrderEnvelope,
+    OrderIn,
+    OrderList,
+    ServiceEnvelope,
+    canonical_body,
+    to_spec,
+)
+from bridge.api.signing import verified_body
+from bridge.container import Services
+from bridge.db.models import Order, Service
+from bridge.intake import accept_order, body_digest
+from bridge.views import order_view, service_view
+
+router = APIRouter(prefix="/v1", dependencies=[Depends(verified_body)], tags=["intake"])
+
+
+def _services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(_services)]
+
+
+@router.post(
+    "/orders",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=OrderEnvelope,
+    responses={
+        200: {"model": OrderEnvelope, "description": "Duplicate: the first answer"},
+        401: {"description": "Missing/bad signature or timestamp"},
+        409: {"description": "Same order_id or Idempotency-Key, different body"},
+        413: {"description": "Body over the size limit"},
+        422: {"description": "Invalid order (field-level detail)"},
+    },
+)
+def post_order(
+    body: OrderIn,
+    services: ServicesDep,
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", max_length=255)
+    ] = None,
+) -> JSONResponse:
+    """Accept an order: persisted with its whole plan before this answers."""
+    result = accept_order(
+        services,
+        to_spec(body),
+        body_sha256=body_digest(canonical_body(body)),
+        idempotency_key=idempotency_key,
+    )
+    code = status.HTTP_202_ACCEPTED if result.created else status.HTTP_200_OK
+    return JSONResponse(result.response, status_code=code)
+
+
+@router.get("/orders/{order_uuid}", response_model=OrderEnvelope)
+def get_order(order_uuid: uuid.UUID, services: ServicesDep) -> dict[str, object]:
+    """An order by the bridge's id: status, steps, attempts, last error."""
+    with services.sessions() as session:
+        order = session.scalars(
+            select(Order)
+            .where(Order.id == order_uuid)
+            .options(selectinload(Order.steps))
+        ).one_or_none()
+        if order is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, detail="order not found")
+        return {"order": order_view(order)}
+
+
+@router.get("/orders", response_model=OrderList)
+def find_orders(
+    services: ServicesDep, order_id: Annotated[str, Query(max_length=255)]
+) -> dict[str, object]:
+    """Orders by billing's order_id (zero or one)."""
+    with services.sessions() as session:
+        orders = session.scalars(
+            select(Order)
+            .where(Order.order_id == order_id)
+            .options(selectinload(Order.steps))
+        ).all()
+        return {"orders": [order_view(o) for o in orders]}
+
+
+@router.get("/services/{service_id}", response_model=ServiceEnvelope)
+def get_service(service_id: str, services: ServicesDep) -> dict[str, object]:
+    """A service as the bridge knows it."""
+    with services.sessions() as session:
+        service = session.get(Service, service_id)
+        if service is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, detail="service not found")
+        return {"service": service_view(service)}

@@ -1,0 +1,203 @@
+"""The public intake contract: order bodies by action (pydantic, field-level 422s)."""
+
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+from bridge.domain.model import (
+    AccountSpec,
+    Action,
+    MailboxSpec,
+    OrderSpec,
+    SuspendReason,
+)
+
+USERNAME = r"^[a-z][a-z0-9]{1,15}$"
+EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+DOMAIN = r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$"
+PACKAGE = r"^[A-Za-z0-9_.-]{1,64}$"
+LOCAL_PART = r"^[a-z0-9._+-]{1,64}$"
+PRINTABLE_ID = r"^[\x21-\x7e]{1,255}$"
+
+Password = Annotated[SecretStr, Field(min_length=8, max_length=128)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
+
+
+class AccountIn(_Strict):
+    username: str = Field(pattern=USERNAME, description="Panel username")
+    email: str = Field(pattern=EMAIL, max_length=254)
+    password: Password
+    package: str = Field(pattern=PACKAGE)
+
+
+class MailboxIn(_Strict):
+    local_part: str = Field(pattern=LOCAL_PART)
+    password: Password
+    quota_mb: int = Field(default=0, ge=0, le=10_000_000, description="0 = unlimited")
+
+
+class _OrderBase(_Strict):
+    order_id: str = Field(
+        pattern=PRINTABLE_ID, description="Billing's id of this request"
+    )
+    service_id: str = Field(pattern=r"^[\x21-\x7e]{1,128}$")
+    callback_url: str | None = Field(default=None, max_length=2048)
+    paid_until: date | None = None
+
+
+class CreateOrderIn(_OrderBase):
+    action: Literal["create"]
+    account: AccountIn
+    domain: str | None = Field(default=None, pattern=DOMAIN, max_length=253)
+    ssl: bool = False
+    mailboxes: list[MailboxIn] = Field(default_factory=list, max_length=100)
+    server: str | None = Field(default=None, max_length=64)
+    server_group: str | None = Field(default=None, max_length=64)
+
+    @model_validator(mode="after")
+    def _domain_needed(self) -> "CreateOrderIn":
+        if (self.ssl or self.mailboxes) and not self.domain:
+            msg = "domain is required when ssl or mailboxes are requested"
+            raise ValueError(msg)
+        return self
+
+
+class SuspendOrderIn(_OrderBase):
+    action: Literal["suspend"]
+    reason: SuspendReason = SuspendReason.OTHER
+
+
+class UnsuspendOrderIn(_OrderBase):
+    action: Literal["unsuspend"]
+
+
+class TerminateOrderIn(_OrderBase):
+    action: Literal["terminate"]
+
+
+class ChangePackageOrderIn(_OrderBase):
+    action: Literal["change_package"]
+    package: str = Field(pattern=PACKAGE)
+
+
+class ChangePasswordOrderIn(_OrderBase):
+    action: Literal["change_password"]
+    password: Password
+
+
+OrderIn = Annotated[
+    CreateOrderIn
+    | SuspendOrderIn
+    | UnsuspendOrderIn
+    | TerminateOrderIn
+    | ChangePackageOrderIn
+    | ChangePasswordOrderIn,
+    Field(discriminator="action"),
+]
+
+
+def to_spec(body: BaseModel) -> OrderSpec:
+    """Map a validated body to the domain's OrderSpec."""
+    data: Any = body
+    common: dict[str, Any] = {
+        "order_id": data.order_id,
+        "service_id": data.service_id,
+        "action": Action(data.action),
+        "callback_url": data.callback_url,
+        "paid_until": data.paid_until,
+    }
+    if isinstance(body, CreateOrderIn):
+        return OrderSpec(
+            **common,
+            account=AccountSpec(
+                username=body.account.username,
+                email=body.account.email,
+                password=body.account.password.get_secret_value(),
+                package=body.account.package,
+            ),
+            domain=body.domain,
+            ssl=body.ssl,
+            mailboxes=tuple(
+                MailboxSpec(m.local_part, m.password.get_secret_value(), m.quota_mb)
+                for m in body.mailboxes
+            ),
+            server=body.server,
+            server_group=body.server_group,
+        )
+    if isinstance(body, SuspendOrderIn):
+        return OrderSpec(**common, reason=body.reason)
+    if isinstance(body, ChangePackageOrderIn):
+        return OrderSpec(**common, package=body.package)
+    if isinstance(body, ChangePasswordOrderIn):
+        return OrderSpec(**common, password=body.password.get_secret_value())
+    return OrderSpec(**common)
+
+
+def canonical_body(body: BaseModel) -> dict[str, Any]:
+    """The body with secrets in clear, for the duplicate check's digest only."""
+
+    def reveal(value: Any) -> Any:
+        if isinstance(value, SecretStr):
+            return value.get_secret_value()
+        if isinstance(value, dict):
+            return {k: reveal(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [reveal(v) for v in value]
+        return value
+
+    return dict(reveal(body.model_dump(mode="python")))
+
+
+class StepOut(BaseModel):
+    position: int
+    kind: str
+    status: str
+    attempts: int
+    last_error: str | None
+
+
+class OrderOut(BaseModel):
+    id: str
+    order_id: str
+    service_id: str
+    action: str
+    status: str
+    wait_reason: str | None
+    server: str | None
+    requested_by: str
+    attempts: int
+    next_attempt_at: str | None
+    last_error: str | None
+    paid_until: str | None
+    callback_status: str
+    created_at: str | None
+    updated_at: str | None
+    finished_at: str | None
+    steps: list[StepOut]
+
+
+class OrderEnvelope(BaseModel):
+    order: OrderOut
+
+
+class OrderList(BaseModel):
+    orders: list[OrderOut]
+
+
+class ServiceOut(BaseModel):
+    service_id: str
+    status: str
+    server: str | None
+    username: str | None
+    domain: str | None
+    package: str | None
+    paid_until: str | None
+    suspension_reason: str | None
+
+
+class ServiceEnvelope(BaseModel):
+    service: ServiceOut

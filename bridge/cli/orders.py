@@ -1,0 +1,164 @@
+"""`bridge orders …`: submit a signed order to the API, show an order."""
+
+import json
+import secrets
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import click
+import httpx
+
+from bridge.api.signing import signature
+from bridge.cli.context import CliContext
+from bridge.cli.output import emit_json, emit_table
+from bridge.db import orders as orders_db
+from bridge.errors import NotFoundError
+from bridge.views import order_view
+
+_FINAL = {"completed", "failed", "cancelled"}
+
+
+@click.group()
+def orders() -> None:
+    """Submit and inspect orders."""
+
+
+def example_order() -> dict[str, Any]:
+    """A create order with a domain, SSL and one mailbox; unique names each call."""
+    tag = secrets.token_hex(3)
+    return {
+        "order_id": f"example-{tag}",
+        "service_id": f"example-{tag}",
+        "action": "create",
+        "account": {
+            "username": f"demo{tag}",
+            "email": f"demo{tag}@example.com",
+            "password": secrets.token_urlsafe(12),
+            "package": "default",
+        },
+        "domain": f"demo{tag}.example",
+        "ssl": True,
+        "mailboxes": [
+            {
+                "local_part": "info",
+                "password": secrets.token_urlsafe(12),
+                "quota_mb": 500,
+            }
+        ],
+    }
+
+
+@orders.command()
+@click.option("--example", is_flag=True, help="Submit a generated example order.")
+@click.option(
+    "--file", "path", type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option("--api-url", default=None, help="Default: http://BRIDGE_API_HOST:PORT")
+@click.option(
+    "--wait/--no-wait", default=True, show_default=True, help="Poll to the end."
+)
+@click.option("--timeout", type=float, default=120.0, show_default=True)
+@click.pass_obj
+def submit(
+    obj: CliContext,
+    example: bool,
+    path: Path | None,
+    api_url: str | None,
+    wait: bool,
+    timeout: float,
+) -> None:
+    """POST a signed order to the intake API (and watch it complete)."""
+    if example == (path is not None):
+        msg = "give exactly one of --example or --file"
+        raise click.UsageError(msg)
+    settings = obj.settings
+    body = example_order() if example else json.loads(path.read_text())  # type: ignore[union-attr]
+    raw = json.dumps(body).encode()
+    base = api_url or f"http://{settings.api_host}:{settings.api_port}"
+    secret = settings.intake_secret
+    if secret is None:
+        msg = "BRIDGE_INTAKE_SECRET is not set"
+        raise click.UsageError(msg)
+    with httpx.Client(base_url=base, timeout=30) as http:
+        response = http.post(
+            "/v1/orders",
+            content=raw,
+            headers=_signed(secret.get_secret_value(), "POST", "/v1/orders", raw),
+        )
+        if response.status_code not in (200, 202):
+            msg = f"intake answered {response.status_code}: {response.text}"
+            raise click.ClickException(msg)
+        order = response.json()["order"]
+        click.echo(
+            f"order {order['order_id']} accepted: {order['id']} ({order['status']})"
+        )
+        if wait:
+            order = _watch(http, secret.get_secret_value(), order, timeout)
+    emit_json({"order": order})
+    if order["status"] != "completed" and wait:
+        raise SystemExit(1)
+
+
+def _signed(secret: str, method: str, target: str, body: bytes) -> dict[str, str]:
+    timestamp = str(int(time.time()))
+    return {
+        "Content-Type": "application/json",
+        "X-Bridge-Timestamp": timestamp,
+        "X-Bridge-Signature": signature(secret, timestamp, method, target, body),
+    }
+
+
+def _watch(
+    http: httpx.Client, secret: str, order: dict[str, Any], timeout: float
+) -> dict[str, Any]:
+    target = f"/v1/orders/{order['id']}"
+    deadline = time.monotonic() + timeout
+    last = ""
+    while order["status"] not in _FINAL and time.monotonic() < deadline:
+        time.sleep(0.5)
+        order = http.get(target, headers=_signed(secret, "GET", target, b"")).json()[
+            "order"
+        ]
+        line = " ".join(f"{s['kind']}={s['status']}" for s in order["steps"])
+        if line != last:
+            click.echo(f"  {order['status']}: {line}")
+            last = line
+    return order
+
+
+@orders.command()
+@click.argument("order_ref")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def show(obj: CliContext, order_ref: str, as_json: bool) -> None:
+    """Show an order by the bridge's id or billing's order_id."""
+    with obj.services.sessions() as session:
+        order = None
+        try:
+            order = orders_db.get_order(session, uuid.UUID(order_ref))
+        except (ValueError, NotFoundError):
+            order = orders_db.find_order_by_billing_id(session, order_ref)
+        if order is None:
+            msg = f"no order {order_ref}"
+            raise click.ClickException(msg)
+        view = order_view(order)
+    if as_json:
+        emit_json({"order": view})
+        return
+    click.echo(
+        f"{view['order_id']} ({view['id']}) {view['action']} on {view['server']}: "
+        f"{view['status']}"
+        + (f" [{view['wait_reason']}]" if view["wait_reason"] else "")
+    )
+    if view["last_error"]:
+        click.echo(f"last error: {view['last_error']}")
+    emit_table(
+        "steps",
+        ["#", "kind", "status", "attempts", "last error"],
+        [
+            [s["position"], s["kind"], s["status"], s["attempts"], s["last_error"]]
+            for s in view["steps"]
+        ],
+    )

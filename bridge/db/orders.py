@@ -1,0 +1,120 @@
+"""Order queries and compare-and-set commands (leases, due orders). Never commits.
+
+A lease is a CAS on (lease_owner, lease_until): two deliveries of one message never
+run the same order at once, and a dead worker's lease simply expires.
+"""
+
+import uuid
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, and_, exists, or_, select, update
+from sqlalchemy.orm import Session, aliased, selectinload
+
+from bridge.db.models import Order, Step
+from bridge.domain.states import OrderStatus, StepStatus
+from bridge.errors import NotFoundError
+
+LIVE_STATUSES = (OrderStatus.QUEUED, OrderStatus.RUNNING, OrderStatus.WAITING)
+# Orders that hold back later orders of the same service (posting order).
+BLOCKING_STATUSES = (*LIVE_STATUSES, OrderStatus.AWAITING_CAPACITY)
+
+
+def _earlier_order_unfinished() -> ColumnElement[bool]:
+    earlier = aliased(Order)
+    return exists().where(
+        earlier.service_id == Order.service_id,
+        earlier.service_seq < Order.service_seq,
+        earlier.status.in_(BLOCKING_STATUSES),
+    )
+
+
+def _is_due(now: datetime) -> ColumnElement[bool]:
+    return and_(
+        Order.status.in_(LIVE_STATUSES),
+        or_(Order.next_attempt_at.is_(None), Order.next_attempt_at <= now),
+        or_(Order.lease_until.is_(None), Order.lease_until < now),
+        ~_earlier_order_unfinished(),
+    )
+
+
+def get_order(session: Session, order_uuid: uuid.UUID) -> Order:
+    """The order with its steps loaded. Raises NotFoundError."""
+    order = session.scalars(
+        select(Order).where(Order.id == order_uuid).options(selectinload(Order.steps))
+    ).one_or_none()
+    if order is None:
+        msg = f"order {order_uuid} not found"
+        raise NotFoundError(msg)
+    return order
+
+
+def find_order_by_billing_id(session: Session, order_id: str) -> Order | None:
+    return session.scalars(
+        select(Order)
+        .where(Order.order_id == order_id)
+        .options(selectinload(Order.steps))
+    ).one_or_none()
+
+
+def find_due_orders(
+    session: Session, now: datetime, *, enqueue_grace: timedelta, limit: int
+) -> list[uuid.UUID]:
+    """Ids of runnable orders, highest priority first, not enqueued just now."""
+    stmt = (
+        select(Order.id)
+        .where(
+            _is_due(now),
+            or_(Order.enqueued_at.is_(None), Order.enqueued_at < now - enqueue_grace),
+        )
+        .order_by(Order.priority.desc(), Order.created_at)
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
+
+
+def mark_enqueued(session: Session, ids: list[uuid.UUID], now: datetime) -> None:
+    if ids:
+        session.execute(update(Order).where(Order.id.in_(ids)).values(enqueued_at=now))
+
+
+def acquire_lease(
+    session: Session, order_uuid: uuid.UUID, owner: str, now: datetime, ttl: float
+) -> bool:
+    """CAS: take the order if it is due, unleased and first in its service's line."""
+    result = session.execute(
+        update(Order)
+        .where(Order.id == order_uuid, _is_due(now))
+        .values(
+            lease_owner=owner,
+            lease_until=now + timedelta(seconds=ttl),
+            status=OrderStatus.RUNNING,
+            wait_reason=None,
+            version=Order.version + 1,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1  # type: ignore[attr-defined, no-any-return]
+
+
+def renew_lease(
+    session: Session, order_uuid: uuid.UUID, owner: str, now: datetime, ttl: float
+) -> bool:
+    """Extend our lease; False if someone else took the order meanwhile."""
+    result = session.execute(
+        update(Order)
+        .where(
+            Order.id == order_uuid,
+            Order.lease_owner == owner,
+            Order.status == OrderStatus.RUNNING,
+        )
+        .values(lease_until=now + timedelta(seconds=ttl))
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1  # type: ignore[attr-defined, no-any-return]
+
+
+def pending_steps(order: Order) -> list[Step]:
+    """Steps still to run, in plan order (in_flight ones had an unknown outcome)."""
+    return [
+        s for s in order.steps if s.status in (StepStatus.PENDING, StepStatus.IN_FLIGHT)
+    ]

@@ -1,0 +1,74 @@
+"""`dispatch_due_orders()`: the beat tick. The DB is the schedule; this enqueues.
+
+Enqueues due, unleased orders (highest priority first, one per service line), due
+callbacks, and places orders waiting for capacity once a server is free. Messages
+carry ids only; a lost or duplicated message is harmless.
+"""
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bridge.callbacks import find_due_callbacks
+from bridge.container import Services
+from bridge.db import orders as orders_db
+from bridge.db import servers as servers_db
+from bridge.db.models import Order
+from bridge.domain.states import OrderStatus
+from bridge.queue import DELIVER_CALLBACK_TASK, RUN_ORDER_TASK
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchReport:
+    orders: int
+    callbacks: int
+    placed: int
+
+
+def dispatch_due_orders(services: Services) -> DispatchReport:
+    """One tick: enqueue what is due now."""
+    settings = services.settings
+    now = services.clock()
+    # Recently enqueued orders are skipped for one lease period: a lost message
+    # is re-sent after that, so recovery stays within lease TTL + one tick.
+    grace = timedelta(seconds=settings.lease_seconds)
+    with services.sessions.begin() as session:
+        placed = _place_waiting_for_capacity(session, settings.dispatch_batch)
+        due = orders_db.find_due_orders(
+            session, now, enqueue_grace=grace, limit=settings.dispatch_batch
+        )
+        orders_db.mark_enqueued(session, due, now)
+        callbacks = find_due_callbacks(session, now, settings.dispatch_batch)
+    for order_uuid in due:
+        services.enqueue(RUN_ORDER_TASK, str(order_uuid))
+    for order_uuid in callbacks:
+        services.enqueue(DELIVER_CALLBACK_TASK, str(order_uuid))
+    if due or callbacks or placed:
+        log.info("dispatched", orders=len(due), callbacks=len(callbacks), placed=placed)
+    return DispatchReport(orders=len(due), callbacks=len(callbacks), placed=placed)
+
+
+def _place_waiting_for_capacity(session: Session, limit: int) -> int:
+    waiting = session.scalars(
+        select(Order)
+        .where(Order.status == OrderStatus.AWAITING_CAPACITY)
+        .order_by(Order.created_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    placed = 0
+    for order in waiting:
+        server = servers_db.first_active_server(session, order.server_group)
+        if server is None:
+            continue
+        order.server = server
+        order.service.server = server
+        order.status = OrderStatus.QUEUED
+        order.enqueued_at = None
+        placed += 1
+    return placed

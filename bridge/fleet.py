@@ -1,0 +1,162 @@
+"""The server registry: register/edit servers (credentials encrypted) and the
+per-process `PanelRegistry` that hands out one long-lived PanelClient per server."""
+
+import threading
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import redis
+from sqlalchemy.orm import Session
+
+from bridge.crypto import SecretBox
+from bridge.db.models import Server
+from bridge.db.servers import find_server_by_name
+from bridge.domain.model import AuthMode, ServerState
+from bridge.errors import InvalidOrderError
+from bridge.panel import PanelClient, PanelConfig, PanelTimeouts
+from bridge.ratelimit import RedisRateLimiter
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSpec:
+    """What an operator gives to register or edit a server (secrets in clear)."""
+
+    name: str
+    base_url: str
+    auth_mode: AuthMode
+    api_key: str | None = None
+    username: str | None = None
+    password: str | None = None
+    totp_secret: str | None = None
+    force_login: bool = False
+    rate_limit_per_min: int = 60
+    group: str = "default"
+    capacity: int | None = None
+    tls_verify: bool = True
+    ca_bundle: str | None = None
+    tls_fingerprint: str | None = None
+    state: ServerState = ServerState.ACTIVE
+
+    def credentials(self) -> dict[str, str]:
+        if self.auth_mode is AuthMode.API_KEY:
+            if not self.api_key:
+                raise InvalidOrderError("api_key", "required in api_key mode")
+            return {"api_key": self.api_key}
+        if not self.username or not self.password:
+            raise InvalidOrderError("username", "username and password required")
+        creds = {"username": self.username, "password": self.password}
+        if self.totp_secret:
+            creds["totp_secret"] = self.totp_secret
+        return creds
+
+
+def save_server(session: Session, box: SecretBox, spec: ServerSpec) -> Server:
+    """Insert or update the server named `spec.name`; credentials stored encrypted."""
+    if not spec.base_url.startswith(("http://", "https://")):
+        raise InvalidOrderError("url", "must start with http:// or https://")
+    server = find_server_by_name(session, spec.name)
+    if server is None:
+        server = Server(name=spec.name)
+        session.add(server)
+    server.base_url = spec.base_url.rstrip("/")
+    server.auth_mode = spec.auth_mode
+    server.credentials = box.encrypt_json(spec.credentials())
+    server.force_login = spec.force_login
+    server.rate_limit_per_min = spec.rate_limit_per_min
+    server.group_name = spec.group
+    server.capacity = spec.capacity
+    server.tls_verify = spec.tls_verify
+    server.ca_bundle = spec.ca_bundle
+    server.tls_fingerprint = spec.tls_fingerprint
+    server.state = spec.state
+    server.auth_error = None
+    return server
+
+
+def panel_config(server: Server, box: SecretBox) -> PanelConfig:
+    """Decrypt a server row into the client's configuration."""
+    creds = box.decrypt_json(server.credentials)
+    overrides: Mapping[str, Mapping[str, str]] = server.route_overrides or {}
+    return PanelConfig(
+        name=server.name,
+        base_url=server.base_url,
+        auth_mode=server.auth_mode,
+        api_key=creds.get("api_key"),
+        username=creds.get("username"),
+        password=creds.get("password"),
+        totp_secret=creds.get("totp_secret"),
+        force_login=server.force_login,
+        rate_limit_per_min=server.rate_limit_per_min,
+        tls_verify=server.tls_verify,
+        ca_bundle=server.ca_bundle,
+        tls_fingerprint=server.tls_fingerprint,
+        route_overrides=overrides,
+    )
+
+
+class PanelRegistry:
+    """One PanelClient per server, rebuilt only when the server row changes."""
+
+    def __init__(
+        self,
+        *,
+        box: SecretBox,
+        redis_client: "redis.Redis",
+        limiter: RedisRateLimiter,
+        timeouts: PanelTimeouts,
+        host_id: str,
+        token_ttl: float,
+    ) -> None:
+        self._box = box
+        self._redis = redis_client
+        self._limiter = limiter
+        self._timeouts = timeouts
+        self._host_id = host_id
+        self._token_ttl = token_ttl
+        self._clients: dict[uuid.UUID, tuple[datetime, PanelClient]] = {}
+        self._lock = threading.Lock()
+
+    def client_for(self, server: Server) -> PanelClient:
+        with self._lock:
+            cached = self._clients.get(server.id)
+            if cached is not None and cached[0] == server.updated_at:
+                return cached[1]
+            client = PanelClient(
+                panel_config(server, self._box),
+                redis=self._redis,
+                limiter=self._limiter,
+                timeouts=self._timeouts,
+                host_id=self._host_id,
+                token_ttl=self._token_ttl,
+            )
+            if cached is not None:
+                cached[1].close()
+            self._clients[server.id] = (server.updated_at, client)
+            return client
+
+    def close(self) -> None:
+        with self._lock:
+            for _, client in self._clients.values():
+                client.close()
+            self._clients.clear()
+
+
+def describe_server(server: Server) -> dict[str, Any]:
+    """A server as operators see it: never its credentials."""
+    return {
+        "name": server.name,
+        "url": server.base_url,
+        "auth_mode": server.auth_mode.value,
+        "group": server.group_name,
+        "capacity": server.capacity,
+        "rate_limit_per_min": server.rate_limit_per_min,
+        "state": server.state.value,
+        "tls_verify": server.tls_verify,
+        "circuit_open_until": (
+            server.circuit_open_until.isoformat() if server.circuit_open_until else None
+        ),
+        "auth_error": server.auth_error,
+    }

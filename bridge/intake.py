@@ -1,0 +1,239 @@
+"""`accept_order()`: validate against the DB, persist order + whole plan in one
+transaction, replay duplicates, and enqueue after commit."""
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from bridge.callbacks import is_allowed_callback_url
+from bridge.container import Services
+from bridge.db import servers as servers_db
+from bridge.db.models import AuditEntry, IntakeRequest, Order, Server, Service, Step
+from bridge.domain.model import ACTION_PRIORITY, Action, OrderSpec, ServerState
+from bridge.domain.planner import plan
+from bridge.domain.states import OrderStatus, ServiceStatus
+from bridge.errors import IdempotencyConflictError, InvalidOrderError
+from bridge.queue import RUN_ORDER_TASK, enqueue_after_commit
+from bridge.views import order_view
+
+log = structlog.get_logger(__name__)
+
+_CONCURRENT_TWIN_RETRIES = 3
+# A create may (re-)provision a service only from these states.
+_CREATABLE = (ServiceStatus.FAILED, ServiceStatus.TERMINATED)
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeResult:
+    response: dict[str, Any]
+    created: bool
+
+
+def body_digest(body: Any) -> str:
+    """SHA-256 of the canonical JSON of a parsed body (key order, spacing ignored)."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def accept_order(
+    services: Services,
+    spec: OrderSpec,
+    *,
+    body_sha256: str,
+    idempotency_key: str | None = None,
+) -> IntakeResult:
+    """Persist `spec` with its plan, or replay the first answer for a duplicate.
+
+    Raises IdempotencyConflictError (same id/key, other body), InvalidOrderError.
+    """
+    keys = [f"order:{spec.order_id}"]
+    if idempotency_key:
+        keys.append(f"key:{idempotency_key}")
+    for _ in range(_CONCURRENT_TWIN_RETRIES):
+        try:
+            with services.sessions.begin() as session:
+                replay = _find_replay(session, keys, body_sha256)
+                if replay is not None:
+                    return IntakeResult(replay, created=False)
+                response = _persist(services, session, spec, keys, body_sha256)
+        except IntegrityError:
+            # A concurrent twin committed first (same order_id, key or new
+            # service): loop to replay its answer or report the conflict.
+            log.info("intake_concurrent_duplicate", order_id=spec.order_id)
+            continue
+        log.info("order_received", order_id=spec.order_id, action=spec.action.value)
+        return IntakeResult(response, created=True)
+    msg = "order_id: concurrent duplicates did not settle"
+    raise IdempotencyConflictError(msg)
+
+
+def _find_replay(
+    session: Session, keys: list[str], body_sha256: str
+) -> dict[str, Any] | None:
+    rows = session.scalars(select(IntakeRequest).where(IntakeRequest.key.in_(keys)))
+    for row in rows:
+        if row.body_sha256 != body_sha256:
+            field = "order_id" if row.key.startswith("order:") else "Idempotency-Key"
+            msg = f"{field} already used with a different body"
+            raise IdempotencyConflictError(msg)
+        return row.response
+    return None
+
+
+def _persist(
+    services: Services,
+    session: Session,
+    spec: OrderSpec,
+    keys: list[str],
+    body_sha256: str,
+) -> dict[str, Any]:
+    settings = services.settings
+    now = services.clock()
+    callback_url = spec.callback_url or settings.billing_callback_url
+    if callback_url and not is_allowed_callback_url(settings, callback_url):
+        raise InvalidOrderError("callback_url", "origin not in the allowed origins")
+    service = _lock_service(session, spec)
+    server = _choose_server(session, spec, service)
+    service.order_seq += 1
+    if server is not None and spec.action is Action.CREATE:
+        service.server = server  # placement is decided once, here
+    if spec.paid_until is not None:
+        service.paid_until = spec.paid_until
+    order = Order(
+        id=uuid.uuid4(),
+        order_id=spec.order_id,
+        service_id=service.service_id,
+        service_seq=service.order_seq,
+        action=spec.action,
+        payload=_public_payload(spec),
+        status=OrderStatus.QUEUED if server else OrderStatus.AWAITING_CAPACITY,
+        priority=ACTION_PRIORITY[spec.action],
+        requested_by=spec.requested_by,
+        server=server,
+        server_group=spec.server_group,
+        callback_url=callback_url,
+        enqueued_at=now,
+    )
+    session.add(order)
+    for position, planned in enumerate(plan(spec, username=service.username)):
+        session.add(
+            Step(
+                order=order,
+                position=position,
+                kind=planned.kind,
+                params=planned.params,
+                request_body=planned.body,
+                secret_body=(
+                    services.box.encrypt_json(planned.secret)
+                    if planned.secret
+                    else None
+                ),
+                idempotency_key=str(uuid.uuid4()),
+            )
+        )
+    session.add(
+        AuditEntry(
+            actor=spec.requested_by.value,
+            action=f"order_{spec.action.value}",
+            order_uuid=order.id,
+            service_id=service.service_id,
+            after_status=order.status.value,
+            detail={"order_id": spec.order_id},
+        )
+    )
+    # Flush so defaults (timestamps) exist for the stored first answer.
+    session.flush()
+    response = {"order": order_view(order)}
+    expires = now + timedelta(seconds=settings.intake_idempotency_ttl_seconds)
+    for key in keys:
+        session.add(
+            IntakeRequest(
+                key=key,
+                body_sha256=body_sha256,
+                order_uuid=order.id,
+                response=response,
+                expires_at=expires,
+            )
+        )
+    if server is not None:
+        enqueue_after_commit(session, RUN_ORDER_TASK, str(order.id))
+    return response
+
+
+def _lock_service(session: Session, spec: OrderSpec) -> Service:
+    """The service row, locked (orders of one service are numbered in order)."""
+    service = session.scalars(
+        select(Service).where(Service.service_id == spec.service_id).with_for_update()
+    ).one_or_none()
+    if spec.action is Action.CREATE:
+        account = spec.account
+        if account is None:
+            raise InvalidOrderError("account", "required for create")
+        if service is None:
+            service = Service(service_id=spec.service_id, order_seq=0)
+            session.add(service)
+        elif service.status not in _CREATABLE:
+            raise InvalidOrderError(
+                "service_id", f"service already exists ({service.status.value})"
+            )
+        service.status = ServiceStatus.PENDING
+        service.username = account.username
+        service.domain = spec.domain
+        service.package = account.package
+        service.suspension_reason = None
+        service.suspended_at = None
+        return service
+    if service is None or service.status is ServiceStatus.TERMINATED:
+        raise InvalidOrderError("service_id", "unknown or terminated service")
+    if not service.username:
+        raise InvalidOrderError("service_id", "service has no panel account")
+    return service
+
+
+def _choose_server(
+    session: Session, spec: OrderSpec, service: Service
+) -> Server | None:
+    if spec.action is not Action.CREATE:
+        if service.server is None:
+            raise InvalidOrderError("service_id", "service has no server")
+        return service.server
+    if spec.server:
+        server = servers_db.find_server_by_name(session, spec.server)
+        if server is None:
+            raise InvalidOrderError("server", "unknown server")
+        if server.state is not ServerState.ACTIVE:
+            raise InvalidOrderError("server", f"server is {server.state.value}")
+        return server
+    return servers_db.first_active_server(session, spec.server_group)
+
+
+def _public_payload(spec: OrderSpec) -> dict[str, Any]:
+    """What billing sent, minus every secret."""
+    payload: dict[str, Any] = {
+        "domain": spec.domain,
+        "ssl": spec.ssl,
+        "server": spec.server,
+        "server_group": spec.server_group,
+        "paid_until": spec.paid_until.isoformat() if spec.paid_until else None,
+        "reason": spec.reason.value if spec.reason else None,
+        "package": spec.package,
+    }
+    if spec.account is not None:
+        payload["account"] = {
+            "username": spec.account.username,
+            "email": spec.account.email,
+            "package": spec.account.package,
+        }
+    if spec.mailboxes:
+        payload["mailboxes"] = [
+            {"local_part": m.local_part, "quota_mb": m.quota_mb} for m in spec.mailboxes
+        ]
+    return {k: v for k, v in payload.items() if v not in (None, False, [])}

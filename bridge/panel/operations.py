@@ -1,0 +1,187 @@
+"""One typed method per panel operation the bridge uses, all through `request()`.
+
+A mixin of `PanelClient`, kept apart so the transport rules (budget, auth,
+classification) and the catalogue of operations each fit on a screen. Bodies are
+exactly what the panel contract names; writes take the caller's idempotency key.
+"""
+
+from collections.abc import Mapping
+from typing import Any
+
+from bridge.panel.errors import PanelRejectedError
+from bridge.panel.schemas import PanelPage, PanelResponse, parse_page
+
+
+class PanelOperations:
+    """Typed panel operations; `request` is provided by `PanelClient`."""
+
+    def request(
+        self,
+        operation: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        body: Mapping[str, Any] | None = None,
+        query: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> PanelResponse:
+        raise NotImplementedError
+
+    # users
+
+    def create_user(
+        self,
+        username: str,
+        email: str,
+        password: str,
+        package: str,
+        *,
+        idempotency_key: str,
+    ) -> PanelResponse:
+        body = {
+            "username": username,
+            "email": email,
+            "password": password,
+            "package": package,
+        }
+        return self.request("create_user", body=body, idempotency_key=idempotency_key)
+
+    def get_user(self, username: str) -> PanelResponse:
+        return self.request("get_user", params={"username": username})
+
+    def list_users(
+        self, *, page: int | None = None, per_page: int | None = None
+    ) -> PanelPage:
+        return self._list("list_users", "users", _paging(page, per_page))
+
+    def delete_user(self, username: str, *, idempotency_key: str) -> PanelResponse:
+        return self.request(
+            "delete_user",
+            params={"username": username},
+            idempotency_key=idempotency_key,
+        )
+
+    def suspend_user(
+        self, username: str, reason: str, *, idempotency_key: str
+    ) -> PanelResponse:
+        return self.request(
+            "suspend_user",
+            params={"username": username},
+            body={"reason": reason},
+            idempotency_key=idempotency_key,
+        )
+
+    def unsuspend_user(self, username: str, *, idempotency_key: str) -> PanelResponse:
+        return self.request(
+            "unsuspend_user",
+            params={"username": username},
+            idempotency_key=idempotency_key,
+        )
+
+    def change_package(
+        self, username: str, package: str, *, idempotency_key: str
+    ) -> PanelResponse:
+        return self.request(
+            "change_package",
+            params={"username": username},
+            body={"package": package},
+            idempotency_key=idempotency_key,
+        )
+
+    def change_password(
+        self, username: str, password: str, *, idempotency_key: str
+    ) -> PanelResponse:
+        return self.request(
+            "change_password",
+            params={"username": username},
+            body={"password": password},
+            idempotency_key=idempotency_key,
+        )
+
+    # packages
+
+    def list_packages(self) -> PanelPage:
+        return self._list("list_packages", "packages", None)
+
+    def get_package(self, name: str) -> PanelResponse:
+        return self.request("get_package", params={"name": name})
+
+    # domains and certificates
+
+    def create_domain(
+        self, domain: str, username: str, *, idempotency_key: str
+    ) -> PanelResponse:
+        return self.request(
+            "create_domain",
+            body={"domain": domain, "username": username},
+            idempotency_key=idempotency_key,
+        )
+
+    def get_domain(self, domain: str) -> PanelResponse:
+        return self.request("get_domain", params={"domain": domain})
+
+    def issue_ssl(self, domain: str, *, idempotency_key: str) -> PanelResponse:
+        return self.request(
+            "issue_ssl", params={"domain": domain}, idempotency_key=idempotency_key
+        )
+
+    def renew_ssl(self, domain: str, *, idempotency_key: str) -> PanelResponse:
+        return self.request(
+            "renew_ssl", params={"domain": domain}, idempotency_key=idempotency_key
+        )
+
+    def get_ssl(self, domain: str) -> PanelResponse:
+        return self.request("get_ssl", params={"domain": domain})
+
+    # mail
+
+    def create_mailbox(
+        self,
+        domain: str,
+        local_part: str,
+        password: str,
+        quota_mb: int,
+        *,
+        idempotency_key: str,
+    ) -> PanelResponse:
+        body = {
+            "domain": domain,
+            "username": local_part,
+            "password": password,
+            "quota_mb": quota_mb,
+        }
+        return self.request(
+            "create_mailbox", body=body, idempotency_key=idempotency_key
+        )
+
+    def list_mailboxes(self, domain: str) -> PanelPage:
+        return self._list("list_mailboxes", "accounts", {"domain": domain})
+
+    def _list(
+        self, operation: str, plural: str, query: Mapping[str, str] | None
+    ) -> PanelPage:
+        response = self.request(operation, query=query)
+        page = parse_page(response.data, plural)
+        if page is None:
+            raise PanelRejectedError(
+                operation,
+                status=response.status,
+                message="answer is not a list in any known shape",
+            )
+        return PanelPage(
+            items=page.items,
+            total=page.total,
+            current_page=page.current_page,
+            last_page=page.last_page,
+            response=response,
+        )
+
+
+def _paging(page: int | None, per_page: int | None) -> dict[str, str] | None:
+    # Pagination is opt-in (wispanel-api.md §6): without these the panel answers
+    # with its plain list shape.
+    query = {}
+    if page is not None:
+        query["page"] = str(page)
+    if per_page is not None:
+        query["per_page"] = str(per_page)
+    return query or None

@@ -1,0 +1,156 @@
+"""The DB is the schedule: due orders by priority, one per service, leases."""
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import redis
+from sqlalchemy import Engine, update
+
+from bridge.container import Services, build_services
+from bridge.db import orders as orders_db
+from bridge.db.models import Order, Server
+from bridge.dispatcher import dispatch_due_orders
+from bridge.domain.model import Action, ServerState
+from bridge.domain.states import OrderStatus
+from bridge.engine import run_order
+from bridge.fleet import ServerSpec, save_server
+from bridge.queue import RUN_ORDER_TASK
+from bridge.settings import Settings
+from tests.factories import create_spec, drive, load, submit
+from tests.simctl import FakeClock, SimControl
+
+pytestmark = pytest.mark.integration
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, tuple[str, ...]]] = []
+
+    def __call__(self, task_name: str, *args: str) -> bool:
+        self.sent.append((task_name, args))
+        return True
+
+    def orders(self) -> list[uuid.UUID]:
+        return [uuid.UUID(a[0]) for t, a in self.sent if t == RUN_ORDER_TASK]
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    return Recorder()
+
+
+@pytest.fixture
+def recorded(
+    settings: Settings,
+    committed_db: Engine,
+    redis_client: "redis.Redis",
+    clock: FakeClock,
+    recorder: Recorder,
+) -> Iterator[Services]:
+    built = build_services(settings, clock=clock, enqueue=recorder)
+    yield built
+    built.close()
+
+
+@pytest.fixture
+def sim_server(recorded: Services, server: Server) -> Server:
+    return server
+
+
+def test_intake_enqueues_after_commit(
+    recorded: Services, sim_server: Server, recorder: Recorder
+) -> None:
+    order_uuid = submit(recorded, create_spec())
+    assert recorder.orders() == [order_uuid]
+
+
+def test_recently_enqueued_orders_are_not_sent_again_until_grace(
+    recorded: Services, sim_server: Server, recorder: Recorder, clock: FakeClock
+) -> None:
+    order_uuid = submit(recorded, create_spec())
+    recorder.sent.clear()
+    assert dispatch_due_orders(recorded).orders == 0
+    clock.advance(recorded.settings.lease_seconds + 0.1)
+    assert dispatch_due_orders(recorded).orders == 1
+    assert recorder.orders() == [order_uuid]
+
+
+def test_priority_order_and_one_runnable_order_per_service(
+    recorded: Services, sim_server: Server, recorder: Recorder, clock: FakeClock
+) -> None:
+    create_a = submit(recorded, create_spec(1))
+    create_b = submit(recorded, create_spec(2))
+    # A later order of service 1 waits for its create, whatever its priority.
+    later_a = submit(
+        recorded,
+        create_spec(1, order_id="ord-1-pw", action=Action.CHANGE_PASSWORD,
+                    password="new-password-1"),
+    )  # fmt: skip
+    with recorded.sessions.begin() as session:
+        session.execute(update(Order).where(Order.id == create_b).values(priority=99))
+    recorder.sent.clear()
+    clock.advance(recorded.settings.lease_seconds + 0.1)
+    dispatch_due_orders(recorded)
+    assert recorder.orders() == [create_b, create_a]
+    assert later_a not in recorder.orders()
+
+
+def test_lease_is_exclusive_and_expires(
+    recorded: Services, sim_server: Server, clock: FakeClock
+) -> None:
+    order_uuid = submit(recorded, create_spec())
+    ttl = recorded.settings.lease_seconds
+    with recorded.sessions.begin() as session:
+        assert orders_db.acquire_lease(session, order_uuid, "a", clock(), ttl)
+    with recorded.sessions.begin() as session:
+        assert not orders_db.acquire_lease(session, order_uuid, "b", clock(), ttl)
+    clock.advance(ttl + 0.1)
+    with recorded.sessions.begin() as session:
+        assert orders_db.acquire_lease(session, order_uuid, "b", clock(), ttl)
+        assert not orders_db.renew_lease(session, order_uuid, "a", clock(), ttl)
+
+
+def test_run_order_does_nothing_while_another_worker_holds_the_lease(
+    recorded: Services, sim_server: Server, sim: SimControl, clock: FakeClock
+) -> None:
+    order_uuid = submit(recorded, create_spec())
+    with recorded.sessions.begin() as session:
+        orders_db.acquire_lease(session, order_uuid, "other", clock(), 60)
+    run_order(recorded, order_uuid)
+    assert sim.requests() == []
+    assert load(recorded, order_uuid).lease_owner == "other"
+
+
+def test_create_without_any_active_server_waits_for_capacity(
+    recorded: Services, sim_server: Server, sim: SimControl, clock: FakeClock
+) -> None:
+    with recorded.sessions.begin() as session:
+        session.execute(update(Server).values(state=ServerState.DRAINING))
+    order_uuid = submit(recorded, create_spec())
+    assert load(recorded, order_uuid).status is OrderStatus.AWAITING_CAPACITY
+    assert dispatch_due_orders(recorded).placed == 0
+    with recorded.sessions.begin() as session:
+        session.execute(update(Server).values(state=ServerState.ACTIVE))
+    assert dispatch_due_orders(recorded).placed == 1
+    order = drive(recorded, order_uuid, clock, sim)
+    assert order.status is OrderStatus.COMPLETED
+    assert order.service.server_id == sim_server.id
+
+
+def test_save_server_keeps_credentials_encrypted(
+    recorded: Services, sim_server: Server
+) -> None:
+    with recorded.sessions.begin() as session:
+        row = save_server(
+            session,
+            recorded.box,
+            ServerSpec(
+                name="x",
+                base_url="https://x:3082/",
+                auth_mode=sim_server.auth_mode,
+                api_key="wsp_" + "ab" * 24,
+            ),
+        )
+        assert "wsp_" not in row.credentials
+        assert row.base_url == "https://x:3082"

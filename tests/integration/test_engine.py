@@ -1,0 +1,160 @@
+"""The engine against the simulator over HTTP: exactly once, whatever fails."""
+
+import pytest
+
+from bridge.container import Services
+from bridge.db.models import Server
+from bridge.domain.states import OrderStatus, ServiceStatus, StepStatus
+from tests.factories import create_spec, drive, load, submit
+from tests.simctl import FakeClock, SimControl
+
+pytestmark = pytest.mark.integration
+
+EXPECTED_LEDGER = {
+    "user": {"user1": 1},
+    "domain": {"site1.example": 1},
+    "certificate": {"site1.example": 1},
+    "mailbox": {"info@site1.example": 1, "sales@site1.example": 1},
+}
+
+
+def _assert_created_once(sim: SimControl) -> None:
+    ledger = sim.ledger()
+    for kind, expected in EXPECTED_LEDGER.items():
+        assert ledger.get(kind, {}) == expected, kind
+
+
+def test_create_order_provisions_everything_once(
+    services: Services, server: Server, sim: SimControl, clock: FakeClock
+) -> None:
+    order_uuid = submit(services, create_spec())
+    order = drive(services, order_uuid, clock, sim)
+    assert order.status is OrderStatus.COMPLETED, order.last_error
+    assert [s.status for s in order.steps] == [StepStatus.SUCCEEDED] * 5
+    assert order.service.status is ServiceStatus.ACTIVE
+    assert all(s.secret_body is None for s in order.steps)
+    _assert_created_once(sim)
+    keys = {r["idempotency_key"] for r in sim.requests() if r["method"] == "POST"}
+    assert keys == {s.idempotency_key for s in order.steps}
+
+
+def test_ssl_pending_is_polled_until_active(
+    services: Services, server: Server, sim: SimControl, clock: FakeClock
+) -> None:
+    order_uuid = submit(services, create_spec(mailboxes=()))
+    for _ in range(3):
+        from bridge.engine import run_order
+
+        run_order(services, order_uuid)
+    order = load(services, order_uuid)
+    assert order.status is OrderStatus.WAITING
+    assert order.wait_reason is not None
+    assert order.wait_reason.value == "ssl_pending"
+    order = drive(services, order_uuid, clock, sim)
+    assert order.status is OrderStatus.COMPLETED
+    gets = [r for r in sim.requests() if r["path"].startswith("/api/v1/ssl/")]
+    assert any(r["method"] == "GET" for r in gets)
+
+
+@pytest.mark.parametrize(
+    "faults",
+    [
+        {"error_rate": 0.5},
+        {"drop_after_apply_rate": 0.5},
+        {"stall_after_apply_rate": 0.5, "stall_seconds": 3},
+    ],
+    ids=["500", "drop-after-apply", "stall-after-apply"],
+)
+def test_faults_end_completed_with_each_resource_created_once(
+    services: Services,
+    server: Server,
+    sim: SimControl,
+    clock: FakeClock,
+    faults: dict[str, float],
+) -> None:
+    sim.config(seed=7)
+    sim.faults(**faults)
+    order_uuid = submit(services, create_spec())
+    order = drive(services, order_uuid, clock, sim, rounds=200)
+    assert order.status is OrderStatus.COMPLETED, order.last_error
+    _assert_created_once(sim)
+
+
+def test_rate_limit_storm_waits_without_burning_attempts(
+    services: Services, server: Server, sim: SimControl, clock: FakeClock
+) -> None:
+    sim.faults(storm_seconds=1)
+    order_uuid = submit(services, create_spec(ssl=False, mailboxes=()))
+    from bridge.engine import run_order
+
+    run_order(services, order_uuid)
+    order = load(services, order_uuid)
+    assert order.status is OrderStatus.WAITING
+    assert order.wait_reason is not None
+    assert order.wait_reason.value == "rate_limited"
+    assert order.steps[0].attempts == 0
+    order = drive(services, order_uuid, clock, sim)
+    assert order.status is OrderStatus.COMPLETED
+    assert sim.ledger()["user"] == {"user1": 1}
+
+
+def test_user_owned_by_someone_else_fails_with_clear_reason(
+    services: Services, server: Server, sim: SimControl, clock: FakeClock
+) -> None:
+    first = submit(services, create_spec(1, ssl=False, mailboxes=(), domain=None))
+    assert drive(services, first, clock, sim).status is OrderStatus.COMPLETED
+    other = create_spec(
+        2,
+        ssl=False,
+        mailboxes=(),
+        domain=None,
+        account=create_spec(1).account.__class__(  # same username, other email
+            username="user1",
+            email="someone@else.example",
+            password="another-password",
+            package="default",
+        ),
+    )
+    order = drive(services, submit(services, other), clock, sim)
+    assert order.status is OrderStatus.FAILED
+    assert order.last_error is not None
+    assert "not ours" in order.last_error
+    assert sim.ledger()["user"] == {"user1": 1}
+
+
+def test_existing_user_that_matches_the_order_is_adopted(
+    services: Services, server: Server, sim: SimControl, clock: FakeClock
+) -> None:
+    first = submit(services, create_spec(1, ssl=False, mailboxes=(), domain=None))
+    assert drive(services, first, clock, sim).status is OrderStatus.COMPLETED
+    again = create_spec(
+        1,
+        order_id="ord-again",
+        service_id="svc-again",
+        ssl=False,
+        mailboxes=(),
+        domain=None,
+    )
+    order = drive(services, submit(services, again), clock, sim)
+    assert order.status is OrderStatus.COMPLETED
+    assert order.steps[0].response is not None
+    assert order.steps[0].response.get("adopted") is True
+    assert sim.ledger()["user"] == {"user1": 1}
+
+
+def test_panel_outage_opens_the_circuit_and_orders_wait_not_fail(
+    services: Services, server: Server, sim: SimControl, clock: FakeClock
+) -> None:
+    sim.faults(error_rate=1.0)
+    order_uuid = submit(services, create_spec(ssl=False, mailboxes=()))
+    order = drive(services, order_uuid, clock, sim, rounds=40)
+    assert order.status is OrderStatus.WAITING
+    assert order.wait_reason is not None
+    assert order.wait_reason.value == "panel_unavailable"
+    # Only failures before the circuit tripped count; 40 rounds of probes do not.
+    assert order.steps[0].attempts == services.settings.circuit_failure_threshold - 1
+    probes = [r for r in sim.requests() if r["path"] == "/api/v1/users/"]
+    assert len(probes) > services.settings.max_attempts
+    sim.clear_faults()
+    order = drive(services, order_uuid, clock, sim)
+    assert order.status is OrderStatus.COMPLETED

@@ -1,0 +1,193 @@
+"""Idempotency-Key: replay, 24 h window, conflicts, scope and what is stored."""
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+ALICE = {"username": "alice", "email": "alice@example.com", "password": "pw"}
+
+
+def test_retry_replays_the_stored_response_byte_identical(panel):
+    first = panel.post("/api/v1/users/", json=ALICE, key="k-1")
+
+    retry = panel.post("/api/v1/users/", json=ALICE, key="k-1")
+
+    assert first.status_code == retry.status_code == 201
+    assert retry.content == first.content
+    assert retry.headers["Idempotent-Replayed"] == "true"
+    assert "Idempotent-Replayed" not in first.headers
+    assert panel.ledger()["user"] == {"alice": 1}
+
+
+def test_replay_carries_fresh_rate_limit_headers(panel):
+    first = panel.post("/api/v1/users/", json=ALICE, key="k-1")
+
+    retry = panel.post("/api/v1/users/", json=ALICE, key="k-1")
+
+    assert int(retry.headers["X-RateLimit-Remaining"]) == (
+        int(first.headers["X-RateLimit-Remaining"]) - 1
+    )
+
+
+def test_replay_within_24_hours(panel):
+    first = panel.post("/api/v1/users/", json=ALICE, key="k-1")
+    panel.delete("/api/v1/users/alice")
+    panel.advance(23 * 3600)
+
+    retry = panel.post("/api/v1/users/", json=ALICE, key="k-1")
+
+    assert retry.headers.get("Idempotent-Replayed") == "true"
+    assert retry.content == first.content
+    assert panel.ledger()["user"] == {"alice": 1}
+    assert panel.get("/api/v1/users/alice").status_code == 404
+
+
+def test_key_is_forgotten_after_24_hours_and_the_call_runs_again(panel):
+    panel.post("/api/v1/users/", json=ALICE, key="k-1")
+    panel.delete("/api/v1/users/alice")
+    panel.advance(25 * 3600)
+
+    again = panel.post("/api/v1/users/", json=ALICE, key="k-1")
+
+    assert again.status_code == 201
+    assert "Idempotent-Replayed" not in again.headers
+    assert panel.ledger()["user"] == {"alice": 2}
+
+
+def test_same_key_different_body_is_409(panel):
+    panel.post("/api/v1/users/", json=ALICE, key="k-1")
+
+    reused = panel.post("/api/v1/users/", json=ALICE | {"package": "pro"}, key="k-1")
+
+    assert reused.status_code == 409
+    assert reused.json()["code"] == "CONFLICT"
+    assert reused.json()["error"] == (
+        "Idempotency-Key reused with a different request body"
+    )
+
+
+def test_key_mismatch_status_can_be_422(panel):
+    panel.configure(key_mismatch_status=422)
+    panel.post("/api/v1/users/", json=ALICE, key="k-1")
+
+    reused = panel.post("/api/v1/users/", json=ALICE | {"package": "pro"}, key="k-1")
+
+    assert reused.status_code == 422
+    assert reused.json()["error"] == (
+        "Idempotency-Key reused with a different request body"
+    )
+
+
+def test_body_comparison_ignores_json_key_order(panel):
+    panel.post("/api/v1/users/", json=ALICE, key="k-1")
+    reordered = dict(reversed(list(ALICE.items())))
+
+    retry = panel.post("/api/v1/users/", json=reordered, key="k-1")
+
+    assert retry.headers.get("Idempotent-Replayed") == "true"
+
+
+def test_second_request_while_first_runs_is_409_in_progress(panel):
+    panel.faults(latency_ms=800)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        first = pool.submit(panel.post, "/api/v1/users/", json=ALICE, key="k-1")
+        while panel.state()["idempotency_keys"] == 0:
+            time.sleep(0.01)
+        twin = panel.post("/api/v1/users/", json=ALICE, key="k-1")
+        original = first.result()
+
+    assert twin.status_code == 409
+    assert twin.json()["code"] == "CONFLICT"
+    assert twin.json()["error"] == (
+        "A request with this Idempotency-Key is still in progress"
+    )
+    assert original.status_code == 201
+    assert panel.ledger()["user"] == {"alice": 1}
+
+
+def test_5xx_is_not_stored_so_a_retry_executes(panel):
+    panel.faults(error_rate=1)
+    failed = panel.post("/api/v1/users/", json=ALICE, key="k-1")
+    panel.control("POST", "faults/clear")
+
+    retry = panel.post("/api/v1/users/", json=ALICE, key="k-1")
+
+    assert failed.status_code == 500
+    assert retry.status_code == 201
+    assert "Idempotent-Replayed" not in retry.headers
+
+
+def test_429_is_not_stored(panel):
+    panel.configure(limit=1)
+    panel.get("/api/v1/auth/me")
+    limited = panel.post("/api/v1/users/", json=ALICE, key="k-1")
+    panel.advance(60)
+
+    retry = panel.post("/api/v1/users/", json=ALICE, key="k-1")
+
+    assert limited.status_code == 429
+    assert retry.status_code == 201
+
+
+def test_4xx_is_stored_and_replayed(panel):
+    bad = {"username": "Alice!", "email": "a@example.com", "password": "pw"}
+    first = panel.post("/api/v1/users/", json=bad, key="k-1")
+
+    retry = panel.post("/api/v1/users/", json=bad, key="k-1")
+
+    assert first.status_code == 400
+    assert retry.headers.get("Idempotent-Replayed") == "true"
+
+
+def test_scope_includes_credential_and_path(panel):
+    other_key = panel.create_key("admin")
+    panel.post("/api/v1/users/", json=ALICE, key="k-1")
+
+    by_other_credential = panel.post(
+        "/api/v1/users/", json=ALICE, key="k-1", token=other_key
+    )
+    on_other_path = panel.post("/api/v1/packages/", json={"name": "gold"}, key="k-1")
+
+    assert by_other_credential.status_code == 409
+    assert by_other_credential.json()["error"] == "User already exists"
+    assert on_other_path.status_code == 201
+
+
+def test_trailing_slash_does_not_change_the_scope(panel):
+    panel.post("/api/v1/users", json=ALICE, key="k-1")
+
+    retry = panel.post("/api/v1/users/", json=ALICE, key="k-1")
+
+    assert retry.headers.get("Idempotent-Replayed") == "true"
+
+
+def test_without_key_there_is_no_deduplication(panel):
+    panel.post("/api/v1/users/", json=ALICE)
+
+    second = panel.post("/api/v1/users/", json=ALICE)
+
+    assert second.status_code == 409
+    assert second.json()["error"] == "User already exists"
+
+
+def test_key_longer_than_255_chars_is_a_validation_error(panel):
+    response = panel.post("/api/v1/users/", json=ALICE, key="k" * 256)
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "VALIDATION_ERROR"
+    assert panel.ledger()["user"] == {}
+
+
+def test_key_of_255_chars_is_accepted(panel):
+    assert panel.post("/api/v1/users/", json=ALICE, key="k" * 255).status_code == 201
+
+
+def test_request_log_records_key_and_replay(panel):
+    panel.post("/api/v1/users/", json=ALICE, key="k-1")
+    panel.post("/api/v1/users/", json=ALICE, key="k-1")
+
+    log = panel.requests()
+
+    assert [(e["idempotency_key"], e["replayed"]) for e in log] == [
+        ("k-1", False),
+        ("k-1", True),
+    ]

@@ -1,0 +1,76 @@
+"""The operation -> route table and per-server overrides."""
+
+import pytest
+
+from bridge.errors import ConfigurationError
+from bridge.panel.routes import DEFAULT_ROUTES, Route, resolve_routes
+
+
+def test_override_replaces_only_the_named_entry() -> None:
+    routes = resolve_routes({"create_user": {"path": "/api/v1/accounts/"}})
+    assert routes["create_user"] == Route("POST", "/api/v1/accounts/")
+    assert routes["get_user"] == DEFAULT_ROUTES["get_user"]
+
+
+def test_override_may_change_method_within_the_same_kind() -> None:
+    routes = resolve_routes({"change_package": {"method": "patch"}})
+    assert routes["change_package"].method == "PATCH"
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        {"create_usr": {"path": "/api/v1/users/"}},
+        {"create_user": {"verb": "POST"}},
+        {"create_user": {"method": "TRACE"}},
+        {"create_user": {"path": "api/v1/users/"}},
+        {"create_user": {"path": "/api/v1/users/?x=1"}},
+        {"get_user": {"path": "/api/v1/users/{name}"}},
+        {"get_user": {"path": "/api/v1/users/{username"}},
+        {"get_user": {"method": "DELETE"}},
+    ],
+    ids=[
+        "unknown-op",
+        "unknown-key",
+        "bad-method",
+        "relative",
+        "query",
+        "fields",
+        "malformed",
+        "kind",
+    ],
+)
+def test_invalid_override_fails_at_configuration(
+    override: dict[str, dict[str, str]],
+) -> None:
+    with pytest.raises(ConfigurationError):
+        resolve_routes(override)
+
+
+def test_path_values_are_encoded_into_one_segment() -> None:
+    route = DEFAULT_ROUTES["get_user"]
+    assert route.url_path({"username": "../admin"}) == "/api/v1/users/..%2Fadmin"
+
+
+def test_missing_or_extra_path_params_are_refused() -> None:
+    with pytest.raises(ValueError, match="missing"):
+        DEFAULT_ROUTES["get_user"].url_path({})
+    with pytest.raises(ValueError, match="unused"):
+        DEFAULT_ROUTES["list_users"].url_path({"username": "x"})
+
+
+def test_reads_and_writes_are_told_apart_by_method() -> None:
+    writes = {op for op, r in DEFAULT_ROUTES.items() if r.is_mutating}
+    assert writes == {
+        "create_user",
+        "delete_user",
+        "suspend_user",
+        "unsuspend_user",
+        "change_package",
+        "change_password",
+        "create_domain",
+        "issue_ssl",
+        "renew_ssl",
+        "create_mailbox",
+        "auth_login",
+    }

@@ -1,0 +1,1 @@
+"""Celery side: the app, thin task wrappers with stable names, the beat schedule."""

@@ -1,0 +1,35 @@
+"""Thin task wrappers with stable wire names; each calls one use case.
+
+Arguments are ids only. No autoretry: the engine writes retries into the DB and the
+dispatcher re-enqueues; a crash leaves a lease that expires.
+"""
+
+import uuid
+from collections.abc import Callable
+
+from celery import Celery
+
+from bridge.callbacks import deliver_callback
+from bridge.container import Services
+from bridge.dispatcher import dispatch_due_orders
+from bridge.engine import run_order
+from bridge.queue import DELIVER_CALLBACK_TASK, RUN_ORDER_TASK
+
+DISPATCH_TASK = "bridge.dispatch"
+
+
+def register_tasks(app: Celery, services: Callable[[], Services]) -> None:
+    """Register the bridge's tasks on `app` under their stable names."""
+
+    @app.task(name=RUN_ORDER_TASK, max_retries=None)
+    def run_order_task(order_uuid: str) -> None:
+        run_order(services(), uuid.UUID(order_uuid))
+
+    @app.task(name=DISPATCH_TASK, max_retries=None, expires=30)
+    def dispatch_task() -> None:
+        dispatch_due_orders(services())
+
+    @app.task(name=DELIVER_CALLBACK_TASK, max_retries=None)
+    def deliver_callback_task(order_uuid: str) -> None:
+        s = services()
+        deliver_callback(s.settings, s.sessions, s.http, s.clock, uuid.UUID(order_uuid))
