@@ -19,16 +19,15 @@ from bridge.container import Services
 from bridge.db import orders as orders_db
 from bridge.db import servers as servers_db
 from bridge.db.models import Order, Server, Step
-from bridge.domain.model import Action, StepKind, SuspendReason
+from bridge.domain.model import StepKind
 from bridge.domain.retry_policy import RetryPolicy
 from bridge.domain.states import (
     OrderStatus,
-    ServiceStatus,
     StepStatus,
     WaitReason,
     next_order_status,
-    next_service_status,
 )
+from bridge.effects import apply_service_effect
 from bridge.errors import StaleOrderError
 from bridge.steps import StepCall, StepOutcome, Verdict, execute
 
@@ -274,7 +273,7 @@ def _unavailable_wait(
         delay = (server.circuit_open_until - now).total_seconds()
         return _Wait(delay, WaitReason.PANEL_UNAVAILABLE)
     backoff = retry_policy(services).next_delay(
-        step.attempts, now=now, started_at=step.first_sent_at
+        step.attempts, now=now, started_at=step.retry_started_at or step.first_sent_at
     )
     return None if backoff is None else _Wait(backoff, WaitReason.RETRY_BACKOFF)
 
@@ -340,38 +339,6 @@ def _finish(
     order.lease_until = None
     order.finished_at = now
     order.last_error = error
-    _update_service(order, status, now)
+    apply_service_effect(order, status, now)
     schedule_callback(services.settings, session, order, now)
     log.info("order_finished", status=status.value, action=order.action.value)
-
-
-def _update_service(order: Order, status: OrderStatus, now: datetime) -> None:
-    service = order.service
-    if status is OrderStatus.FAILED:
-        if order.action is Action.CREATE and service.status is ServiceStatus.PENDING:
-            service.status = ServiceStatus.FAILED
-        return
-    match order.action:
-        case Action.CREATE:
-            service.status = next_service_status(service.status, ServiceStatus.ACTIVE)
-            service.server_id = order.server_id
-        case Action.SUSPEND:
-            service.status = next_service_status(
-                service.status, ServiceStatus.SUSPENDED
-            )
-            service.suspension_reason = SuspendReason(
-                order.payload.get("reason") or SuspendReason.OTHER
-            )
-            service.suspended_at = now
-        case Action.UNSUSPEND:
-            service.status = next_service_status(service.status, ServiceStatus.ACTIVE)
-            service.suspension_reason = None
-            service.suspended_at = None
-        case Action.TERMINATE:
-            service.status = next_service_status(
-                service.status, ServiceStatus.TERMINATED
-            )
-        case Action.CHANGE_PACKAGE:
-            service.package = order.payload.get("package", service.package)
-        case Action.CHANGE_PASSWORD:
-            pass

@@ -31,6 +31,11 @@ class LogFormat(StrEnum):
     CONSOLE = "console"
 
 
+class PlacementPolicy(StrEnum):
+    LEAST_FULL = "least_full"
+    FILL_IN_ORDER = "fill_in_order"
+
+
 CommaList = Annotated[tuple[str, ...], NoDecode]
 
 
@@ -82,6 +87,17 @@ class Settings(BaseSettings):
 
     callback_timeout: float = Field(default=10.0, gt=0)
     callback_max_attempts: int = Field(default=8, gt=0)
+
+    suspend_sweep_enabled: bool = True
+    suspend_after_days: int = Field(default=3, ge=0)
+    terminate_sweep_enabled: bool = True
+    terminate_after_days: int = Field(default=30, ge=0)
+    sweep_interval_seconds: float = Field(default=3600, gt=0)
+    sweep_guard_max_share: float = Field(default=0.10, gt=0, le=1)
+    sweep_guard_floor: int = Field(default=20, ge=0)
+    sweep_batch: int = Field(default=1000, gt=0)
+
+    placement_policy: PlacementPolicy = PlacementPolicy.LEAST_FULL
 
     task_soft_time_limit: float = Field(default=300, gt=0)
     task_time_limit: float = Field(default=360, gt=0)

@@ -210,6 +210,9 @@ class Step(Base):
     # run yet: the next try reads first instead of re-sending the create.
     needs_reconcile: Mapped[bool] = mapped_column(Boolean, default=False)
     first_sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # Set by an operator's retry: the give-up budget (max attempts/age) restarts
+    # here, while first_sent_at keeps deciding when to reconcile before re-sending.
+    retry_started_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     last_sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     response: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
     panel_status: Mapped[int | None] = mapped_column(Integer)

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 247fd5b16370
+Revision ID: 6458465b1f78
 Revises:
-Create Date: 2026-11-27 00:57:05.656519
+Create Date: 2026-11-27 01:13:48.766530
 """
 
 from collections.abc import Sequence
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "247fd5b16370"
+revision: str = "6458465b1f78"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -424,6 +424,7 @@ def upgrade() -> None:
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("needs_reconcile", sa.Boolean(), nullable=False),
         sa.Column("first_sent_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("retry_started_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("last_sent_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column(
             "response",

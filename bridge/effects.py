@@ -1,0 +1,43 @@
+"""What a final order status does to its service (design.md §3 service table).
+
+Shared by the engine (completion/failure) and operators (resolve by hand).
+"""
+
+from datetime import datetime
+
+from bridge.db.models import Order
+from bridge.domain.model import Action, SuspendReason
+from bridge.domain.states import OrderStatus, ServiceStatus, next_service_status
+
+
+def apply_service_effect(order: Order, status: OrderStatus, now: datetime) -> None:
+    """Move the order's service to where a final `status` of the order leaves it."""
+    service = order.service
+    if status is OrderStatus.FAILED:
+        if order.action is Action.CREATE and service.status is ServiceStatus.PENDING:
+            service.status = ServiceStatus.FAILED
+        return
+    match order.action:
+        case Action.CREATE:
+            service.status = next_service_status(service.status, ServiceStatus.ACTIVE)
+            service.server_id = order.server_id
+        case Action.SUSPEND:
+            service.status = next_service_status(
+                service.status, ServiceStatus.SUSPENDED
+            )
+            service.suspension_reason = SuspendReason(
+                order.payload.get("reason") or SuspendReason.OTHER
+            )
+            service.suspended_at = now
+        case Action.UNSUSPEND:
+            service.status = next_service_status(service.status, ServiceStatus.ACTIVE)
+            service.suspension_reason = None
+            service.suspended_at = None
+        case Action.TERMINATE:
+            service.status = next_service_status(
+                service.status, ServiceStatus.TERMINATED
+            )
+        case Action.CHANGE_PACKAGE:
+            service.package = order.payload.get("package", service.package)
+        case Action.CHANGE_PASSWORD:
+            pass
