@@ -60,7 +60,7 @@ def test_db_upgrade_then_current(tmp_path: Path) -> None:
     if is_sqlite(suite_database_url()):
         url = f"sqlite:///{tmp_path}/cli.db"
     else:
-        url = suite_database_url().rsplit("/", 1)[0] + "/bridge_test_cli"
+        url = suite_database_url() + "_cli"
     recreate_database(url)
     env = {"BRIDGE_DATABASE_URL": url, "BRIDGE_VAR_DIR": str(tmp_path)}
     before = _bridge("db", "current", env=env)

@@ -23,7 +23,7 @@ def empty_database_url(tmp_path: Path) -> str:
     if is_sqlite(base):
         url = f"sqlite:///{tmp_path}/migrations.db"
     else:
-        url = base.rsplit("/", 1)[0] + "/bridge_test_migrations"
+        url = base + "_migrations"
     recreate_database(url)
     return url
 
