@@ -19,6 +19,7 @@ from bridge.db import servers as servers_db
 from bridge.db.models import Order
 from bridge.domain.states import OrderStatus
 from bridge.queue import DELIVER_CALLBACK_TASK, RUN_ORDER_TASK
+from bridge.settings import PlacementPolicy
 
 log = structlog.get_logger(__name__)
 
@@ -38,7 +39,9 @@ def dispatch_due_orders(services: Services) -> DispatchReport:
     # is re-sent after that, so recovery stays within lease TTL + one tick.
     grace = timedelta(seconds=settings.lease_seconds)
     with services.sessions.begin() as session:
-        placed = _place_waiting_for_capacity(session, settings.dispatch_batch)
+        placed = _place_waiting_for_capacity(
+            session, settings.dispatch_batch, settings.placement_policy
+        )
         due = orders_db.find_due_orders(
             session, now, enqueue_grace=grace, limit=settings.dispatch_batch
         )
@@ -53,7 +56,9 @@ def dispatch_due_orders(services: Services) -> DispatchReport:
     return DispatchReport(orders=len(due), callbacks=len(callbacks), placed=placed)
 
 
-def _place_waiting_for_capacity(session: Session, limit: int) -> int:
+def _place_waiting_for_capacity(
+    session: Session, limit: int, policy: PlacementPolicy
+) -> int:
     waiting = session.scalars(
         select(Order)
         .where(Order.status == OrderStatus.AWAITING_CAPACITY)
@@ -63,7 +68,7 @@ def _place_waiting_for_capacity(session: Session, limit: int) -> int:
     ).all()
     placed = 0
     for order in waiting:
-        server = servers_db.first_active_server(session, order.server_group)
+        server = servers_db.place(session, order.server_group, policy)
         if server is None:
             continue
         order.server = server

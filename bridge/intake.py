@@ -22,6 +22,7 @@ from bridge.domain.planner import plan
 from bridge.domain.states import OrderStatus, ServiceStatus
 from bridge.errors import IdempotencyConflictError, InvalidOrderError
 from bridge.queue import RUN_ORDER_TASK, enqueue_after_commit
+from bridge.settings import PlacementPolicy
 from bridge.views import order_view
 
 log = structlog.get_logger(__name__)
@@ -101,7 +102,7 @@ def _persist(
     if callback_url and not is_allowed_callback_url(settings, callback_url):
         raise InvalidOrderError("callback_url", "origin not in the allowed origins")
     service = _lock_service(session, spec)
-    server = _choose_server(session, spec, service)
+    server = _choose_server(session, spec, service, settings.placement_policy)
     service.order_seq += 1
     if server is not None and spec.action is Action.CREATE:
         service.server = server  # placement is decided once, here
@@ -199,8 +200,12 @@ def _lock_service(session: Session, spec: OrderSpec) -> Service:
 
 
 def _choose_server(
-    session: Session, spec: OrderSpec, service: Service
+    session: Session,
+    spec: OrderSpec,
+    service: Service,
+    placement_policy: PlacementPolicy,
 ) -> Server | None:
+    """The order's server: the service's, the named one, or placed in its group."""
     if spec.action is not Action.CREATE:
         if service.server is None:
             raise InvalidOrderError("service_id", "service has no server")
@@ -211,8 +216,10 @@ def _choose_server(
             raise InvalidOrderError("server", "unknown server")
         if server.state is not ServerState.ACTIVE:
             raise InvalidOrderError("server", f"server is {server.state.value}")
+        # An explicitly named server is the operator's call: capacity is not
+        # enforced here, only for placement.
         return server
-    return servers_db.first_active_server(session, spec.server_group)
+    return servers_db.place(session, spec.server_group, placement_policy)
 
 
 def _public_payload(spec: OrderSpec) -> dict[str, Any]:

@@ -7,12 +7,14 @@ that server wait (reason panel_unavailable) and one probe per interval tests it.
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
-from bridge.db.models import Server
+from bridge.db.models import Server, Service
 from bridge.domain.model import ServerState
+from bridge.domain.states import ServiceStatus
 from bridge.errors import NotFoundError
+from bridge.settings import PlacementPolicy
 
 
 def get_server_by_name(session: Session, name: str) -> Server:
@@ -27,12 +29,56 @@ def find_server_by_name(session: Session, name: str) -> Server | None:
     return session.scalars(select(Server).where(Server.name == name)).one_or_none()
 
 
-def first_active_server(session: Session, group: str | None) -> Server | None:
-    """The first active server (by name), within `group` when one is given."""
+# Services that occupy an account slot on their server.
+_OCCUPYING = (ServiceStatus.PENDING, ServiceStatus.ACTIVE, ServiceStatus.SUSPENDED)
+
+
+def slots(server: Server) -> int | None:
+    """Accounts the server may hold: the tighter of capacity and license max_users."""
+    limits = [
+        n
+        for n in (server.capacity, server.license_max_users)
+        if n is not None and n >= 0
+    ]
+    return min(limits) if limits else None
+
+
+def place(
+    session: Session, group: str | None, policy: PlacementPolicy
+) -> Server | None:
+    """Choose an active server with a free slot for a new account, or None.
+
+    Locks the group's active server rows first, so concurrent intakes placing into
+    the same group serialise and never oversubscribe the last slot.
+    """
     stmt = select(Server).where(Server.state == ServerState.ACTIVE)
     if group is not None:
         stmt = stmt.where(Server.group_name == group)
-    return session.scalars(stmt.order_by(Server.name).limit(1)).first()
+    candidates = list(session.scalars(stmt.order_by(Server.name).with_for_update()))
+    if not candidates:
+        return None
+    rows = session.execute(
+        select(Service.server_id, func.count().label("n"))
+        .where(
+            Service.server_id.in_([s.id for s in candidates]),
+            Service.status.in_(_OCCUPYING),
+        )
+        .group_by(Service.server_id)
+    )
+    counts: dict[uuid.UUID | None, int] = {row.server_id: row.n for row in rows}
+    best: Server | None = None
+    best_fill = 2.0
+    for server in candidates:
+        used = counts.get(server.id, 0)
+        cap = slots(server)
+        if cap is not None and used >= cap:
+            continue
+        if policy is PlacementPolicy.FILL_IN_ORDER:
+            return server
+        fill = 0.0 if cap is None else used / cap
+        if fill < best_fill:
+            best, best_fill = server, fill
+    return best
 
 
 def record_failure(
