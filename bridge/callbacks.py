@@ -17,6 +17,7 @@ import structlog
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from bridge import metrics
 from bridge.container import Clock
 from bridge.db.models import Order
 from bridge.domain.model import CallbackStatus
@@ -136,6 +137,7 @@ def deliver_callback(
             log.info("callback_delivered", order_id=order.order_id)
             return
         order.callback_last_error = error
+        metrics.CALLBACK_FAILURES.inc()
         policy = RetryPolicy(
             base=settings.backoff_base_seconds,
             cap=settings.backoff_cap_seconds,

@@ -7,6 +7,7 @@ expires and a step whose same-key retry is safe.
 
 import os
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -14,6 +15,7 @@ from datetime import datetime, timedelta
 import structlog
 from sqlalchemy.orm import Session
 
+from bridge import metrics
 from bridge.callbacks import schedule_callback
 from bridge.container import Services
 from bridge.db import orders as orders_db
@@ -117,10 +119,27 @@ def _run_next_step(services: Services, order_uuid: uuid.UUID, owner: str) -> boo
         call = _prepare_call(services, step, now)
         client = services.panels.client_for(server)
         running = _Running(order_uuid, step.id, server.id, owner)
+        server_name = server.name
     log.info("step_started", step=step.kind.value, position=step.position)
+    started = time.perf_counter()
     outcome = execute(client, call)
+    _observe(server_name, call, outcome, time.perf_counter() - started)
     with services.sessions.begin() as session:
         return _apply(services, session, running, outcome)
+
+
+def _observe(server: str, call: StepCall, outcome: StepOutcome, seconds: float) -> None:
+    """Event metrics of one step run (never on the DB path: they cannot fail it)."""
+    metrics.STEP_SECONDS.labels(server, call.kind.value).observe(seconds)
+    if outcome.sent or outcome.panel_status is not None:
+        status = outcome.panel_status
+        if status is None and outcome.verdict in (Verdict.SUCCEEDED, Verdict.POLL):
+            status = 200
+        metrics.PANEL_RESPONSES.labels(server, metrics.status_class(status)).inc()
+    if outcome.panel_status == 429:  # noqa: PLR2004
+        metrics.PANEL_THROTTLED.labels(server).inc()
+    elif outcome.verdict is Verdict.THROTTLED and outcome.retry_after:
+        metrics.BUDGET_WAIT_SECONDS.labels(server).inc(outcome.retry_after)
 
 
 def _prepare_call(services: Services, step: Step, now: datetime) -> StepCall:
@@ -340,5 +359,6 @@ def _finish(
     order.finished_at = now
     order.last_error = error
     apply_service_effect(order, status, now)
+    metrics.ORDERS_FINISHED.labels(order.action.value, status.value).inc()
     schedule_callback(services.settings, session, order, now)
     log.info("order_finished", status=status.value, action=order.action.value)

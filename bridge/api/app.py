@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from bridge import __version__
-from bridge.api import intake_routes
+from bridge.api import intake_routes, metrics_routes
 from bridge.container import Services
 from bridge.errors import (
     IdempotencyConflictError,
@@ -41,6 +41,7 @@ def create_app(services: Services) -> FastAPI:
         return response
 
     app.include_router(intake_routes.router)
+    app.include_router(metrics_routes.router)
     _install_error_handlers(app)
 
     @app.get("/healthz", tags=["health"])

@@ -122,6 +122,11 @@ def run(obj: CliContext, port: int | None, concurrency: int) -> None:
     env = dict(os.environ)
     env["BRIDGE_VAR_DIR"] = str(settings.var_dir.resolve())
     env.setdefault("BRIDGE_DATABASE_URL", settings.effective_database_url)
+    # Worker processes write their metrics here; the API's /metrics merges them.
+    metrics_dir = (settings.var_dir / "metrics").resolve()
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
+    env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir))
     procs: list[subprocess.Popen[bytes]] = []
     try:
         if settings.redis_url is None:
