@@ -1,19 +1,26 @@
 """PanelClient's typed operations against the simulator over real HTTP."""
 
+import time
 import uuid
+from typing import Any
 
 import pytest
 
+from bridge.domain.model import AuthMode
+from bridge.errors import ConfigurationError, RateLimitedError
 from bridge.panel import (
     PanelAlreadyExistsError,
     PanelClient,
+    PanelConfig,
     PanelKeyMismatchError,
     PanelNotFoundError,
     PanelNotSentError,
     PanelOutcomeUnknownError,
     PanelRejectedError,
     PanelResponse,
+    PanelTimeouts,
 )
+from bridge.settings import Settings
 from tests.panel.conftest import MakeClient, Sim
 
 pytestmark = pytest.mark.integration
@@ -239,3 +246,77 @@ def test_connection_report_names_version_me_license_and_limits(
     assert report.rate_limit.limit is not None
     assert report.tls is None  # plain HTTP simulator
     assert report.notes == ()
+
+
+def test_connection_report_waits_for_budget_only_when_given_sleep(
+    make_client: MakeClient,
+) -> None:
+    client = make_client(rate_limit_per_min=240)  # one call per ~0.26 s
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        time.sleep(seconds)
+
+    report = client.test_connection(sleep=sleep)
+    assert report.me["username"] == "admin"
+    assert len(waits) >= 2  # version and license each waited for a token
+    with pytest.raises(RateLimitedError):
+        client.test_connection()
+
+
+def test_connection_report_notes_what_a_user_key_may_not_read(
+    make_client: MakeClient, sim: Sim
+) -> None:
+    admin = make_client()
+    create_alice(admin)
+    minted = sim.control.post(
+        sim.url() + "/api/v1/users/alice/api-keys",
+        json={"name": "bridge", "permissions": ["all"]},
+        headers={"Authorization": f"Bearer {admin.config.api_key}"},
+    )
+    report = make_client(api_key=minted.json()["api_key"]).test_connection()
+    assert report.me["username"] == "alice"
+    assert report.license is None
+    assert [n.split(":")[0] for n in report.notes] == ["license"]
+
+
+@pytest.mark.parametrize("operation", ["auth_login", "no_such_operation"])
+def test_unknown_or_internal_operations_are_refused(
+    make_client: MakeClient, sim: Sim, operation: str
+) -> None:
+    with pytest.raises(ValueError, match=r"operation|client itself"):
+        make_client().request(operation)
+    assert sim.requests() == []
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"auth_mode": AuthMode.API_KEY},
+        {"auth_mode": AuthMode.LOGIN, "username": "admin"},
+        {"auth_mode": AuthMode.API_KEY, "api_key": "wsp_x", "rate_limit_per_min": 0},
+    ],
+    ids=["api-key-missing", "password-missing", "zero-limit"],
+)
+def test_incomplete_server_config_is_a_configuration_error(
+    values: dict[str, Any],
+) -> None:
+    with pytest.raises(ConfigurationError):
+        PanelConfig(name="p", base_url="https://panel.test:3082", **values)
+
+
+def test_timeouts_come_from_settings() -> None:
+    settings = Settings(
+        panel_connect_timeout=1,
+        panel_read_timeout=2,
+        panel_write_timeout=3,
+        panel_pool_timeout=4,
+    )
+    timeouts = PanelTimeouts.from_settings(settings).as_httpx()
+    assert (timeouts.connect, timeouts.read, timeouts.write, timeouts.pool) == (
+        1,
+        2,
+        3,
+        4,
+    )

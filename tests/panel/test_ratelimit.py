@@ -4,6 +4,7 @@ import multiprocessing
 import threading
 import time
 from bisect import bisect_right
+from email.utils import formatdate
 
 import pytest
 import redis
@@ -178,3 +179,71 @@ def test_bucket_keys_are_per_credential_with_a_server_hash_tag(
     assert by_key.bucket_key.startswith("bridge:rl:{root}:")
     assert by_key.bucket_key != by_login.bucket_key
     assert str(by_key.config.api_key) not in by_key.bucket_key
+
+
+def test_block_is_shared_and_expires_on_the_redis_clock(
+    limiter: RedisRateLimiter,
+) -> None:
+    key = "bridge:rl:{t}:block"
+    assert limiter.blocked_until(key) is None
+    limiter.block(key, 30)
+    until = limiter.blocked_until(key)
+    assert until is not None
+    assert 29 <= until - limiter.redis_time() <= 30
+    limiter.block(key, 5)  # a shorter block never shortens a longer one
+    assert limiter.blocked_until(key) == until
+    assert not limiter.acquire(key, 60).allowed
+
+
+def test_retry_after_as_http_date_and_reset_as_delta_are_read(
+    limiter: RedisRateLimiter,
+) -> None:
+    key = "bridge:rl:{t}:hdr"
+    limiter.observe(
+        key, 429, {"Retry-After": formatdate(time.time() + 40, usegmt=True)}
+    )
+    until = limiter.blocked_until(key)
+    assert until is not None
+    assert 35 <= until - limiter.redis_time() <= 41
+    other = "bridge:rl:{t}:delta"
+    limiter.observe(other, 429, {"X-RateLimit-Reset": "20"})
+    until = limiter.blocked_until(other)
+    assert until is not None
+    assert 19 <= until - limiter.redis_time() <= 20
+
+
+def test_reset_far_in_the_future_is_capped_at_one_window(
+    limiter: RedisRateLimiter,
+) -> None:
+    key = "bridge:rl:{t}:skew"
+    assert limiter.acquire(key, 60).allowed
+    hours_ahead = str(int(time.time()) + 7200)
+    limiter.observe(
+        key, 200, {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": hours_ahead}
+    )
+    decision = limiter.acquire(key, 60)
+    assert not decision.allowed
+    assert decision.retry_after <= 61
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"safety": -1}, {"tolerance": -1}, {"window": 0}], ids=["s", "t", "w"]
+)
+def test_nonsense_parameters_are_refused(
+    panel_redis: "redis.Redis", kwargs: dict[str, float]
+) -> None:
+    with pytest.raises(ValueError, match="must be"):
+        RedisRateLimiter(panel_redis, **kwargs)
+
+
+def test_limit_below_one_is_refused(limiter: RedisRateLimiter) -> None:
+    with pytest.raises(ValueError, match="limit_per_min"):
+        limiter.acquire("bridge:rl:{t}:zero", 0)
+
+
+def test_redis_clock_unavailable_fails_closed() -> None:
+    limiter = RedisRateLimiter(redis.Redis.from_url(CLOSED_REDIS))
+    with pytest.raises(RateLimiterUnavailableError):
+        limiter.redis_time()
+    with pytest.raises(RateLimiterUnavailableError):
+        limiter.blocked_until("bridge:rl:{t}:a")
