@@ -28,7 +28,9 @@ from bridge.panel import (
 )
 
 SSL_DONE = "active"
-SSL_WAITING = frozenset({"pending", "processing", "none"})
+SSL_WAITING = frozenset({"pending", "processing"})
+# A certificate in these states does not exist for reconciliation purposes.
+SSL_ABSENT = frozenset({"none", "failed", "expired"})
 
 
 class Verdict(StrEnum):
@@ -257,7 +259,8 @@ def _reconcile(client: PanelClient, call: StepCall) -> dict[str, Any] | None:
             case StepKind.CREATE_DOMAIN:
                 return _match_domain(client, call.body)
             case StepKind.ISSUE_SSL:
-                return _as_dict(client.get_ssl(call.params["domain"]).data)
+                cert = _as_dict(client.get_ssl(call.params["domain"]).data)
+                return None if str(cert.get("status")).lower() in SSL_ABSENT else cert
             case StepKind.CREATE_MAILBOX:
                 return _match_mailbox(client, call.body)
     except PanelNotFoundError:

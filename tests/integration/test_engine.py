@@ -158,3 +158,103 @@ def test_panel_outage_opens_the_circuit_and_orders_wait_not_fail(
     sim.clear_faults()
     order = drive(services, order_uuid, clock, sim)
     assert order.status is OrderStatus.COMPLETED
+
+
+def _age_first_send(services: Services, order_uuid: object, hours: float) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from bridge.db.models import Step
+
+    with services.sessions.begin() as session:
+        for step in session.scalars(select(Step).where(Step.order_uuid == order_uuid)):
+            if step.first_sent_at is not None:
+                step.first_sent_at -= timedelta(hours=hours)
+
+
+def test_step_older_than_the_key_window_reads_before_resending(
+    services: Services, server: Server, sim: SimControl, clock: FakeClock
+) -> None:
+    from bridge.engine import run_order
+
+    sim.faults(drop_after_apply_rate=1.0)  # applied on the panel, answer lost
+    order_uuid = submit(services, create_spec(mailboxes=()))
+    run_order(services, order_uuid)
+    assert load(services, order_uuid).steps[0].status is StepStatus.PENDING
+    sim.clear_faults()
+    sim.advance(25 * 3600)  # the panel has forgotten the key
+    _age_first_send(services, order_uuid, 21)
+    order = drive(services, order_uuid, clock, sim)
+    assert order.status is OrderStatus.COMPLETED
+    assert order.steps[0].response is not None
+    assert order.steps[0].response.get("adopted") is True
+    user_calls = [
+        (r["method"], r["path"]) for r in sim.requests() if "/users" in r["path"]
+    ]
+    assert user_calls[:2] == [
+        ("POST", "/api/v1/users/"),
+        ("GET", "/api/v1/users/user1"),
+    ]
+    assert sim.ledger()["user"] == {"user1": 1}
+    assert sim.ledger()["certificate"] == {"site1.example": 1}
+
+
+def test_reconcile_of_a_never_issued_certificate_issues_it(
+    services: Services, server: Server, sim: SimControl, clock: FakeClock
+) -> None:
+    from bridge.domain.model import StepKind
+    from bridge.steps import StepCall, Verdict, execute
+
+    order_uuid = submit(services, create_spec(ssl=False, mailboxes=()))
+    assert drive(services, order_uuid, clock, sim).status is OrderStatus.COMPLETED
+    call = StepCall(
+        kind=StepKind.ISSUE_SSL,
+        params={"domain": "site1.example"},
+        body={"provider": "letsencrypt", "include_www": True},
+        secret={},
+        idempotency_key="c0ffee00-0000-4000-8000-000000000001",
+        reconcile_first=True,
+        polling=False,
+    )
+    with services.sessions() as session:
+        client = services.panels.client_for(session.get_one(Server, server.id))
+    outcome = execute(client, call)
+    assert outcome.verdict is Verdict.POLL  # status "none" read as absent -> issued
+    assert sim.ledger()["certificate"] == {"site1.example": 1}
+
+
+def test_domain_owned_by_another_account_fails_as_conflict(
+    services: Services, server: Server, sim: SimControl, clock: FakeClock
+) -> None:
+    first = submit(services, create_spec(1, ssl=False, mailboxes=()))
+    assert drive(services, first, clock, sim).status is OrderStatus.COMPLETED
+    second = submit(
+        services, create_spec(2, domain="site1.example", ssl=False, mailboxes=())
+    )
+    order = drive(services, second, clock, sim)
+    assert order.status is OrderStatus.FAILED
+    assert order.steps[1].error_code == "conflict"
+    assert "another owner" in (order.last_error or "")
+    assert sim.ledger()["domain"] == {"site1.example": 1}
+
+
+def test_existing_mailbox_of_our_domain_is_adopted(
+    services: Services, server: Server, sim: SimControl, clock: FakeClock
+) -> None:
+    from bridge.domain.model import MailboxSpec
+
+    first = submit(services, create_spec(1, ssl=False))
+    assert drive(services, first, clock, sim).status is OrderStatus.COMPLETED
+    # Same domain and owner again under a new service: every create answers 409.
+    again = create_spec(
+        1,
+        order_id="ord-again",
+        service_id="svc-again",
+        ssl=False,
+        mailboxes=(MailboxSpec("info", "mailbox-password-1", 100),),
+    )
+    order = drive(services, submit(services, again), clock, sim)
+    assert order.status is OrderStatus.COMPLETED
+    assert all((s.response or {}).get("adopted") for s in order.steps)
+    assert sim.ledger()["mailbox"]["info@site1.example"] == 1
