@@ -175,6 +175,8 @@ def _apply(
         raise StaleOrderError(str(running.order_uuid))
     step = next(s for s in order.steps if s.id == running.step_id)
     step.needs_reconcile = outcome.needs_reconcile
+    if outcome.window_restarted:
+        step.first_sent_at = now
     _count(
         services,
         session,

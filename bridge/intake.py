@@ -61,6 +61,10 @@ def accept_order(
     for _ in range(_CONCURRENT_TWIN_RETRIES):
         try:
             with services.sessions.begin() as session:
+                # Lock the service row before looking for a replay: a twin that
+                # committed while we waited for the lock is then visible below
+                # (each statement sees the latest commits under READ COMMITTED).
+                _select_service(session, spec.service_id)
                 replay = _find_replay(session, keys, body_sha256)
                 if replay is not None:
                     return IntakeResult(replay, created=False)
@@ -106,7 +110,10 @@ def _persist(
     service.order_seq += 1
     if server is not None and spec.action is Action.CREATE:
         service.server = server  # placement is decided once, here
-    if spec.paid_until is not None:
+    # paid_until only moves forward: a late or replayed notice never un-pays.
+    if spec.paid_until is not None and (
+        service.paid_until is None or spec.paid_until > service.paid_until
+    ):
         service.paid_until = spec.paid_until
     order = Order(
         id=uuid.uuid4(),
@@ -169,11 +176,16 @@ def _persist(
     return response
 
 
+def _select_service(session: Session, service_id: str) -> Service | None:
+    """The service row, locked for the rest of the transaction (None if new)."""
+    return session.scalars(
+        select(Service).where(Service.service_id == service_id).with_for_update()
+    ).one_or_none()
+
+
 def _lock_service(session: Session, spec: OrderSpec) -> Service:
     """The service row, locked (orders of one service are numbered in order)."""
-    service = session.scalars(
-        select(Service).where(Service.service_id == spec.service_id).with_for_update()
-    ).one_or_none()
+    service = _select_service(session, spec.service_id)
     if spec.action is Action.CREATE:
         account = spec.account
         if account is None:

@@ -68,6 +68,7 @@ class StepOutcome:
     panel_status: int | None = None
     adopted: bool = False
     needs_reconcile: bool = False
+    window_restarted: bool = False
 
 
 class ConflictError(Exception):
@@ -76,6 +77,7 @@ class ConflictError(Exception):
 
 def execute(client: PanelClient, call: StepCall) -> StepOutcome:
     """Run one step and classify what happened (never raises a panel error)."""
+    absent = False
     try:
         if call.polling:
             return _poll_ssl(client, call)
@@ -83,13 +85,19 @@ def execute(client: PanelClient, call: StepCall) -> StepOutcome:
             found = _reconcile(client, call)
             if found is not None:
                 return _adopted(call, found)
-        return _after_send(call, _send(client, call))
+            absent = True
+        outcome = _after_send(call, _send(client, call))
     except PanelAlreadyExistsError as exc:
-        return _reconcile_conflict(client, call, exc)
+        outcome = _reconcile_conflict(client, call, exc)
     except ConflictError as exc:
-        return _failed("conflict", str(exc), 409)
+        outcome = _failed("conflict", str(exc), 409)
     except (PanelError, RateLimitedError, RateLimiterUnavailableError) as exc:
-        return outcome_for_error(call.kind, exc)
+        outcome = outcome_for_error(call.kind, exc)
+    # Read as absent: the old send never took effect and the panel has forgotten
+    # its key, so the key's window starts again. The next try must not read
+    # first again: read + send back to back would always find the shared budget
+    # spent on the read.
+    return replace(outcome, window_restarted=True) if absent else outcome
 
 
 def outcome_for_error(kind: StepKind, exc: Exception) -> StepOutcome:  # noqa: PLR0911

@@ -1,4 +1,4 @@
-"""Celery beat schedule: the dispatcher tick (sweeps join with the lifecycle issue)."""
+"""Celery beat schedule: the dispatcher tick and the (enabled) sweeps."""
 
 from typing import Any
 
@@ -6,7 +6,7 @@ from bridge.settings import Settings
 
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
-    return {
+    schedule: dict[str, dict[str, Any]] = {
         "dispatch": {
             "task": "bridge.dispatch",
             "schedule": settings.dispatch_interval,
@@ -14,3 +14,19 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "options": {"expires": max(settings.dispatch_interval * 5, 5)},
         },
     }
+    # A sweep tick still queued half an interval later is dropped: the next one
+    # follows, and two ticks (or two beats) running at once are safe anyway.
+    sweep_options = {"expires": settings.sweep_interval_seconds / 2}
+    if settings.suspend_sweep_enabled:
+        schedule["sweep_suspend"] = {
+            "task": "bridge.sweep_suspend",
+            "schedule": settings.sweep_interval_seconds,
+            "options": sweep_options,
+        }
+    if settings.terminate_sweep_enabled:
+        schedule["sweep_terminate"] = {
+            "task": "bridge.sweep_terminate",
+            "schedule": settings.sweep_interval_seconds,
+            "options": sweep_options,
+        }
+    return schedule

@@ -14,8 +14,11 @@ from bridge.container import Services
 from bridge.dispatcher import dispatch_due_orders
 from bridge.engine import run_order
 from bridge.queue import DELIVER_CALLBACK_TASK, RUN_ORDER_TASK
+from bridge.sweeps import run_sweep
 
 DISPATCH_TASK = "bridge.dispatch"
+SWEEP_SUSPEND_TASK = "bridge.sweep_suspend"
+SWEEP_TERMINATE_TASK = "bridge.sweep_terminate"
 
 
 def register_tasks(app: Celery, services: Callable[[], Services]) -> None:
@@ -33,3 +36,12 @@ def register_tasks(app: Celery, services: Callable[[], Services]) -> None:
     def deliver_callback_task(order_uuid: str) -> None:
         s = services()
         deliver_callback(s.settings, s.sessions, s.http, s.clock, uuid.UUID(order_uuid))
+
+    # Sweeps: no retry on failure; the next beat tick runs the sweep again.
+    @app.task(name=SWEEP_SUSPEND_TASK, max_retries=None)
+    def sweep_suspend_task() -> None:
+        run_sweep(services(), "suspend")
+
+    @app.task(name=SWEEP_TERMINATE_TASK, max_retries=None)
+    def sweep_terminate_task() -> None:
+        run_sweep(services(), "terminate")

@@ -10,11 +10,12 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from bridge import __version__
-from bridge.api import intake_routes, metrics_routes
+from bridge.api import admin_routes, intake_routes, metrics_routes, payments_routes
 from bridge.container import Services
 from bridge.errors import (
     IdempotencyConflictError,
     InvalidOrderError,
+    InvalidTransitionError,
     NotFoundError,
     RateLimiterUnavailableError,
 )
@@ -42,6 +43,8 @@ def create_app(services: Services) -> FastAPI:
 
     app.include_router(intake_routes.router)
     app.include_router(metrics_routes.router)
+    app.include_router(payments_routes.router)
+    app.include_router(admin_routes.router)
     _install_error_handlers(app)
 
     @app.get("/healthz", tags=["health"])
@@ -78,6 +81,10 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def invalid(_: Request, exc: InvalidOrderError) -> JSONResponse:
         detail = [{"loc": ["body", exc.field], "msg": exc.reason, "type": "invalid"}]
         return JSONResponse({"detail": detail}, status_code=422)
+
+    @app.exception_handler(InvalidTransitionError)
+    async def transition(_: Request, exc: InvalidTransitionError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=409)
 
     @app.exception_handler(IdempotencyConflictError)
     async def conflict(_: Request, exc: IdempotencyConflictError) -> JSONResponse:

@@ -5,7 +5,17 @@ import sys
 import click
 
 from bridge import __version__
-from bridge.cli import db, embedded, orders, processes, servers, simulator_cmd
+from bridge.cli import (
+    admin,
+    db,
+    embedded,
+    orders,
+    processes,
+    secrets_cmd,
+    servers,
+    simulator_cmd,
+    sweep,
+)
 from bridge.cli.context import CliContext
 from bridge.errors import BridgeError, ConfigurationError
 
@@ -28,7 +38,11 @@ cli.add_command(db.db)
 cli.add_command(embedded.run)
 cli.add_command(servers.servers)
 cli.add_command(orders.orders)
+cli.add_command(admin.admin)
+cli.add_command(admin.audit_group)
 cli.add_command(simulator_cmd.simulator)
+cli.add_command(secrets_cmd.secrets)
+cli.add_command(sweep.sweep)
 for command in processes.COMMANDS:
     cli.add_command(command)
 

@@ -1,28 +1,30 @@
-"""`bridge orders …`: submit a signed order to the API, show an order."""
+"""`bridge orders …`: submit a signed order to the API, show one; the failed-jobs
+queue commands (list, retry, cancel, resolve, purge) come from `orders_ops`."""
 
 import json
 import secrets
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import click
 import httpx
+from rich.console import Console
 
 from bridge.api.signing import signature
+from bridge.cli import orders_ops
 from bridge.cli.context import CliContext
+from bridge.cli.operator import cell, styled
 from bridge.cli.output import emit_json, emit_table
-from bridge.db import orders as orders_db
 from bridge.errors import NotFoundError
-from bridge.views import order_view
+from bridge.ops import get_order_by_ref, order_detail
 
 _FINAL = {"completed", "failed", "cancelled"}
 
 
 @click.group()
 def orders() -> None:
-    """Submit and inspect orders."""
+    """Submit, inspect, retry, cancel and resolve orders."""
 
 
 def example_order() -> dict[str, Any]:
@@ -135,30 +137,52 @@ def _watch(
 def show(obj: CliContext, order_ref: str, as_json: bool) -> None:
     """Show an order by the bridge's id or billing's order_id."""
     with obj.services.sessions() as session:
-        order = None
         try:
-            order = orders_db.get_order(session, uuid.UUID(order_ref))
-        except (ValueError, NotFoundError):
-            order = orders_db.find_order_by_billing_id(session, order_ref)
-        if order is None:
+            view = order_detail(get_order_by_ref(session, order_ref))
+        except NotFoundError:
             msg = f"no order {order_ref}"
-            raise click.ClickException(msg)
-        view = order_view(order)
+            raise click.ClickException(msg) from None
     if as_json:
         emit_json({"order": view})
         return
-    click.echo(
-        f"{view['order_id']} ({view['id']}) {view['action']} on {view['server']}: "
-        f"{view['status']}"
-        + (f" [{view['wait_reason']}]" if view["wait_reason"] else "")
+    Console().print(
+        f"{cell(view['order_id'])} ({view['id']}) {view['action']} on "
+        f"{cell(view['server'])}: {styled(view['status'])}"
+        + (" " + cell(f"[{view['wait_reason']}]") if view["wait_reason"] else "")
     )
+    for label, key in _TIMES:
+        if view.get(key):
+            click.echo(f"  {label:<13} {view[key]}")
+    if view["lease_owner"]:
+        click.echo(f"  {'leased by':<13} {view['lease_owner']}")
     if view["last_error"]:
-        click.echo(f"last error: {view['last_error']}")
+        Console().print(f"  [red]last error[/red]    {cell(view['last_error'])}")
     emit_table(
         "steps",
-        ["#", "kind", "status", "attempts", "last error"],
+        ["#", "kind", "status", "tries", "panel", "error", "first sent", "last sent"],
         [
-            [s["position"], s["kind"], s["status"], s["attempts"], s["last_error"]]
+            [
+                s["position"],
+                s["kind"],
+                styled(s["status"]),
+                s["attempts"],
+                s["panel_status"],
+                cell(s["error_message"] or s["error_code"], 60),
+                (s["first_sent_at"] or "")[:19],
+                (s["last_sent_at"] or "")[:19],
+            ]
             for s in view["steps"]
         ],
     )
+
+
+_TIMES = (
+    ("created", "created_at"),
+    ("updated", "updated_at"),
+    ("next attempt", "next_attempt_at"),
+    ("finished", "finished_at"),
+    ("callback", "callback_status"),
+)
+
+for _command in orders_ops.COMMANDS:
+    orders.add_command(_command)

@@ -1,13 +1,28 @@
-"""`bridge servers …`: register and list panels (credentials never printed)."""
+"""`bridge servers …`: add, edit, list, test, drain, remove panels (audited;
+credentials are write-only and never printed)."""
+
+import time
+from typing import Any
 
 import click
-from sqlalchemy import select
 
 from bridge.cli.context import CliContext
+from bridge.cli.operator import cell, cli_actor, styled
 from bridge.cli.output import emit_json, emit_table
-from bridge.db.models import Server
 from bridge.domain.model import AuthMode, ServerState
-from bridge.fleet import ServerSpec, describe_server, save_server
+from bridge.fleet import ServerSpec
+from bridge.ops import (
+    ServerChanges,
+    add_server,
+    drain_server,
+    edit_server,
+    list_servers,
+    probe_server,
+    remove_server,
+)
+
+_STATES = click.Choice([s.value for s in ServerState])
+_JSON = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 
 
 @click.group()
@@ -28,12 +43,7 @@ def servers() -> None:
 @click.option("--capacity", type=int, default=None, help="Max accounts.")
 @click.option("--ca-bundle", default=None, type=click.Path(exists=True, dir_okay=False))
 @click.option("--tls-fingerprint", default=None, help="Pinned SHA-256 of the cert.")
-@click.option(
-    "--state",
-    type=click.Choice([s.value for s in ServerState]),
-    default=ServerState.ACTIVE.value,
-    show_default=True,
-)
+@click.option("--state", type=_STATES, default="active", show_default=True)
 @click.pass_obj
 def add(
     obj: CliContext,
@@ -71,24 +81,191 @@ def add(
         tls_fingerprint=tls_fingerprint,
         state=ServerState(state),
     )
-    services = obj.services
-    with services.sessions.begin() as session:
-        save_server(session, services.box, spec)
+    add_server(obj.services, spec, cli_actor())
     click.echo(f"server {name} saved")
 
 
-@servers.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def _capacity(value: str | None) -> tuple[int | None, bool]:
+    """--capacity N, or `none` for no limit of our own (the license still counts)."""
+    if value is None:
+        return None, False
+    if value.lower() in {"none", "unlimited"}:
+        return None, True
+    if not value.isdigit():
+        msg = "a number of accounts, or 'none'"
+        raise click.BadParameter(msg, param_hint="--capacity")
+    return int(value), False
+
+
+@servers.command("edit")
+@click.argument("name")
+@click.option("--url", default=None, help="Panel base URL.")
+@click.option("--api-key", default=None, help="New key (switches to api_key mode).")
+@click.option("--username", default=None, help="Login mode: username.")
+@click.option("--password", default=None, help="Login mode: password.")
+@click.option("--totp-secret", default=None, help="Login mode: TOTP secret.")
+@click.option("--force-login/--no-force-login", default=None)
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Requests/min.")
+@click.option("--group", default=None)
+@click.option("--capacity", default=None, help="Max accounts, or 'none'.")
+@click.option("--ca-bundle", default=None, type=click.Path(exists=True, dir_okay=False))
+@click.option("--tls-fingerprint", default=None, help="Pinned SHA-256 of the cert.")
+@click.option("--system-tls", is_flag=True, help="Drop the CA bundle and the pin.")
+@click.option("--state", type=_STATES, default=None)
+@_JSON
 @click.pass_obj
-def list_servers(obj: CliContext, as_json: bool) -> None:
+def edit(
+    obj: CliContext,
+    name: str,
+    url: str | None,
+    api_key: str | None,
+    username: str | None,
+    password: str | None,
+    totp_secret: str | None,
+    force_login: bool | None,
+    limit: int | None,
+    group: str | None,
+    capacity: str | None,
+    ca_bundle: str | None,
+    tls_fingerprint: str | None,
+    system_tls: bool,
+    state: str | None,
+    as_json: bool,
+) -> None:
+    """Change only the given fields of server NAME (credentials only if given)."""
+    cap, clear_cap = _capacity(capacity)
+    clear = {"capacity"} if clear_cap else set()
+    if system_tls:
+        clear |= {"ca_bundle", "tls_fingerprint"}
+    changes = ServerChanges(
+        url=url,
+        api_key=api_key,
+        username=username,
+        password=password,
+        totp_secret=totp_secret,
+        force_login=force_login,
+        rate_limit_per_min=limit,
+        group=group,
+        capacity=cap,
+        ca_bundle=ca_bundle,
+        tls_fingerprint=tls_fingerprint,
+        state=ServerState(state) if state else None,
+        clear=frozenset(clear),
+    )
+    view = edit_server(obj.services, name, changes, cli_actor())
+    if as_json:
+        emit_json({"server": view})
+        return
+    click.echo(f"server {name} saved ({view['state']})")
+
+
+@servers.command("list")
+@_JSON
+@click.pass_obj
+def list_cmd(obj: CliContext, as_json: bool) -> None:
     """List servers (never their credentials)."""
     with obj.services.sessions() as session:
-        rows = [
-            describe_server(s)
-            for s in session.scalars(select(Server).order_by(Server.name))
-        ]
+        rows = list_servers(session)
     if as_json:
         emit_json(rows)
         return
     columns = ["name", "url", "auth_mode", "group", "state", "rate_limit_per_min"]
-    emit_table("servers", columns, [[r[c] for c in columns] for r in rows])
+    emit_table(
+        "servers",
+        [*columns, "capacity", "license"],
+        [
+            [
+                *(styled(r[c]) if c == "state" else cell(r[c]) for c in columns),
+                r["capacity"],
+                r["license_max_users"],
+            ]
+            for r in rows
+        ],
+    )
+
+
+@servers.command("drain")
+@click.argument("name")
+@click.pass_obj
+def drain(obj: CliContext, name: str) -> None:
+    """No new accounts on NAME; its existing accounts are still managed."""
+    drain_server(obj.services, name, cli_actor())
+    click.echo(f"server {name} is draining")
+
+
+@servers.command("remove")
+@click.argument("name")
+@click.pass_obj
+def remove(obj: CliContext, name: str) -> None:
+    """Remove server NAME; refused while services or orders refer to it."""
+    remove_server(obj.services, name, cli_actor())
+    click.echo(f"server {name} removed")
+
+
+@servers.command("test")
+@click.argument("name")
+@_JSON
+@click.pass_obj
+def test(obj: CliContext, name: str, as_json: bool) -> None:
+    """TestConnection: reachability, TLS, auth, version, license, rate limits.
+
+    Waits for the server's shared budget if needed. Exits 1 when the test fails.
+    """
+    report = probe_server(obj.services, name, cli_actor(), sleep=time.sleep)
+    if as_json:
+        emit_json(report)
+    else:
+        _print_report(report)
+    if not report["ok"]:
+        raise SystemExit(1)
+
+
+def _yes(value: bool) -> str:
+    return "[green]yes[/green]" if value else "[red]no[/red]"
+
+
+def _print_report(r: dict[str, Any]) -> None:
+    tls = r["tls"]
+    identity = r["identity"] or {}
+    license_ = r["license"] or {}
+    limits = r["rate_limit"] or {}
+    rows = [
+        ["reachable", _yes(r["reachable"])],
+        [
+            "tls",
+            cell(f"{tls['mode']}, {tls['protocol']}, {tls['cipher']}")
+            if tls
+            else ("plain http" if r["url"].startswith("http://") else "-"),
+        ],
+        [
+            "authenticated",
+            _yes(r["authenticated"])
+            + (f" as {cell(identity.get('username'))}" if identity else ""),
+        ],
+        ["version", cell(r["version"])],
+        ["license", cell(_license_line(license_))],
+        ["rate limit", cell(", ".join(f"{k} {v}" for k, v in limits.items()))],
+    ]
+    rows += [["note", cell(n)] for n in r["notes"]]
+    if r["error"]:
+        rows.append(["[red]error[/red]", cell(r["error"])])
+    emit_table(
+        f"{r['server']} ({cell(r['url'])}, {r['auth_mode']})", ["check", "result"], rows
+    )
+
+
+def _license_line(license_: dict[str, Any]) -> str:
+    """Limits with their usage, e.g. "max_users 30 (12 used), tier free, valid"."""
+    usage = license_.get("usage") or {}
+    used = {"max_users": "accounts", "max_domains": "domains"}
+    parts = []
+    for key in ("max_users", "max_domains"):
+        if key in license_:
+            count = usage.get(used[key])
+            suffix = f" ({count} used)" if count is not None else ""
+            parts.append(f"{key} {license_[key]}{suffix}")
+    if license_.get("tier"):
+        parts.append(f"tier {license_['tier']}")
+    if "is_valid" in license_:
+        parts.append("valid" if license_["is_valid"] else "INVALID")
+    return ", ".join(parts) or "-"

@@ -66,6 +66,17 @@ def test_suspending_an_already_suspended_account_is_success(
         assert _run(services, clock, sim, spec).status is OrderStatus.COMPLETED
 
 
+def test_unsuspending_an_account_that_is_not_suspended_is_success(
+    services: Services, active_service: str, sim: SimControl, clock: FakeClock
+) -> None:
+    order = _run(
+        services, clock, sim, OrderSpec("u-1", active_service, Action.UNSUSPEND)
+    )
+    assert order.status is OrderStatus.COMPLETED
+    assert order.service.status is ServiceStatus.ACTIVE
+    assert _user(sim, "user1")["status"] == "active"  # type: ignore[index]
+
+
 def test_change_package_and_password(
     services: Services, active_service: str, sim: SimControl, clock: FakeClock
 ) -> None:

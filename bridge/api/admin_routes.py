@@ -1,0 +1,140 @@
+"""The admin API (`/v1/admin`, bearer tokens): the failed-jobs queue and the audit log.
+
+Thin: parse, call one `bridge.ops` use case with the operator as actor, shape the
+answer. Server routes live in `admin_servers` and are mounted here.
+"""
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, status
+
+from bridge import audit
+from bridge.api import admin_servers
+from bridge.api.admin_auth import (
+    AdminRoute,
+    OperatorDep,
+    ServicesDep,
+    require_operator,
+)
+from bridge.api.admin_schemas import ResolveIn, page_envelope
+from bridge.domain.model import Action
+from bridge.domain.states import OrderStatus
+from bridge.errors import InvalidOrderError
+from bridge.ops import (
+    cancel_order,
+    get_order_by_ref,
+    list_orders,
+    order_detail,
+    parse_moment,
+    resolve_order,
+    retry_order,
+)
+from bridge.ops.queries import MAX_PER_PAGE
+
+router = APIRouter(
+    prefix="/v1/admin",
+    tags=["admin"],
+    route_class=AdminRoute,
+    dependencies=[Depends(require_operator)],
+    responses={401: {"description": "Missing, unknown or revoked admin token"}},
+)
+router.include_router(admin_servers.router)
+
+Page = Annotated[int, Query(ge=1)]
+PerPage = Annotated[int, Query(ge=1, le=MAX_PER_PAGE)]
+Since = Annotated[
+    str | None, Query(description="ISO date/datetime, or a duration: 90d, 12h, 30m")
+]
+
+
+def _since(text: str | None, now: datetime) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return parse_moment(text, now)
+    except InvalidOrderError as exc:
+        detail = [{"loc": ["query", "since"], "msg": exc.reason, "type": "invalid"}]
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail) from None
+
+
+@router.get("/orders")
+def get_orders(
+    services: ServicesDep,
+    *,
+    status_: Annotated[OrderStatus | None, Query(alias="status")] = None,
+    server: str | None = None,
+    action: Action | None = None,
+    since: Since = None,
+    page: Page = 1,
+    per_page: PerPage = 50,
+) -> dict[str, Any]:
+    """Orders, newest first, filtered; `{data, meta}` with pagination."""
+    since_at = _since(since, services.clock())
+    with services.sessions() as session:
+        rows, total = list_orders(
+            session,
+            status=status_,
+            server=server,
+            action=action,
+            since=since_at,
+            page=page,
+            per_page=per_page,
+        )
+    return page_envelope(rows, total, page, per_page)
+
+
+@router.get("/orders/{ref}")
+def get_order(ref: str, services: ServicesDep) -> dict[str, Any]:
+    """One order (bridge id or billing order_id): steps, attempts, panel errors."""
+    with services.sessions() as session:
+        return {"order": order_detail(get_order_by_ref(session, ref))}
+
+
+@router.post("/orders/{ref}/retry")
+def post_retry(ref: str, services: ServicesDep, actor: OperatorDep) -> dict[str, Any]:
+    """Queue a failed order again (4xx-refused steps get fresh keys); 409 if not
+    failed or superseded by a later order of the same service."""
+    return {"order": retry_order(services, ref, actor)}
+
+
+@router.post("/orders/{ref}/cancel")
+def post_cancel(ref: str, services: ServicesDep, actor: OperatorDep) -> dict[str, Any]:
+    """Cancel a queued/waiting/awaiting-capacity/failed order; 409 while running."""
+    return {"order": cancel_order(services, ref, actor)}
+
+
+@router.post("/orders/{ref}/resolve")
+def post_resolve(
+    ref: str, body: ResolveIn, services: ServicesDep, actor: OperatorDep
+) -> dict[str, Any]:
+    """Mark a failed order completed (fixed by hand); the note goes to the audit."""
+    return {"order": resolve_order(services, ref, actor, body.note)}
+
+
+@router.get("/audit")
+def get_audit(
+    services: ServicesDep,
+    *,
+    since: Since = None,
+    actor: str | None = None,
+    order: uuid.UUID | None = None,
+    page: Page = 1,
+    per_page: PerPage = 50,
+) -> dict[str, Any]:
+    """Audit entries, newest first; `actor=ops` matches every `ops:<name>`."""
+    since_at = _since(since, services.clock())
+    with services.sessions() as session:
+        total = audit.count_entries(
+            session, since=since_at, actor=actor, order_uuid=order
+        )
+        rows = audit.list_entries(
+            session,
+            since=since_at,
+            actor=actor,
+            order_uuid=order,
+            limit=per_page,
+            offset=(page - 1) * per_page,
+        )
+    return page_envelope(rows, total, page, per_page)

@@ -1,0 +1,94 @@
+"""Retention: wipe what finished orders carried, keep that they happened.
+
+`purge_orders` empties the payload, the steps' request bodies, panel responses and
+encrypted secrets of completed and cancelled orders older than a cutoff. Rows,
+statuses, timestamps, errors and the audit log stay. Failed orders are never
+purged: they are still the operators' to retry, and a retry needs its bodies;
+resolve or cancel one and the next purge takes it.
+"""
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import null, select, update
+from sqlalchemy.orm import Session
+
+from bridge import audit
+from bridge.container import Services
+from bridge.db.models import Order, Step
+from bridge.domain.states import OrderStatus
+
+PURGEABLE_STATUSES = (OrderStatus.COMPLETED, OrderStatus.CANCELLED)
+_BATCH = 500
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeResult:
+    cutoff: datetime
+    orders: int
+    steps: int
+
+
+def _batches(
+    services: Services, cutoff: datetime, batch: int
+) -> Iterator[list[uuid.UUID]]:
+    """Ids of purgeable orders in id order (keyset), one batch at a time."""
+    last: uuid.UUID | None = None
+    while True:
+        stmt = select(Order.id).where(
+            Order.status.in_(PURGEABLE_STATUSES), Order.finished_at < cutoff
+        )
+        if last is not None:
+            stmt = stmt.where(Order.id > last)
+        with services.sessions() as session:
+            ids = list(session.scalars(stmt.order_by(Order.id).limit(batch)))
+        if not ids:
+            return
+        yield ids
+        last = ids[-1]
+
+
+def _wipe(session: Session, ids: list[uuid.UUID]) -> int:
+    session.execute(
+        update(Order)
+        .where(Order.id.in_(ids), Order.status.in_(PURGEABLE_STATUSES))
+        .values(payload={})
+        .execution_options(synchronize_session=False)
+    )
+    steps = session.execute(
+        update(Step)
+        .where(Step.order_uuid.in_(ids))
+        # null(): SQL NULL, not the JSON literal `null` a Python None would store.
+        .values(request_body={}, response=null(), secret_body=None)
+        .execution_options(synchronize_session=False)
+    ).rowcount  # type: ignore[attr-defined]
+    return int(steps)
+
+
+def purge_orders(
+    services: Services, older_than: datetime, actor: str, *, batch: int = _BATCH
+) -> PurgeResult:
+    """Wipe payloads, bodies, responses and secrets of finished orders before
+    `older_than`, in short transactions (a big table is never locked for long).
+
+    Idempotent: a second run over the same range changes nothing that matters.
+    """
+    orders = steps = 0
+    for ids in _batches(services, older_than, batch):
+        with services.sessions.begin() as session:
+            steps += _wipe(session, ids)
+        orders += len(ids)
+    with services.sessions.begin() as session:
+        audit.record(
+            session,
+            actor=actor,
+            action="orders_purged",
+            detail={
+                "older_than": older_than.isoformat(),
+                "orders": orders,
+                "steps": steps,
+            },
+        )
+    return PurgeResult(cutoff=older_than, orders=orders, steps=steps)

@@ -1,0 +1,41 @@
+"""Operator actions on admin tokens, audited (the token itself never is)."""
+
+from typing import Any
+
+from bridge import admin_tokens, audit
+from bridge.container import Services
+
+
+def issue_token(services: Services, name: str, actor: str) -> str:
+    """Create admin token `name` and return it (shown once, stored hashed)."""
+    with services.sessions.begin() as session:
+        token = admin_tokens.create_token(session, name)
+        audit.record(
+            session,
+            actor=actor,
+            action="admin_token_created",
+            after="active",
+            detail={"name": name},
+        )
+    return token
+
+
+def revoke_token(services: Services, name: str, actor: str) -> bool:
+    """Revoke admin token `name`; False if it already was. Raises NotFoundError."""
+    with services.sessions.begin() as session:
+        changed = admin_tokens.revoke_token(session, name, now=services.clock())
+        if changed:
+            audit.record(
+                session,
+                actor=actor,
+                action="admin_token_revoked",
+                before="active",
+                after="revoked",
+                detail={"name": name},
+            )
+    return changed
+
+
+def list_tokens(services: Services) -> list[dict[str, Any]]:
+    with services.sessions() as session:
+        return admin_tokens.list_tokens(session)

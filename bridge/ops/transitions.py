@@ -1,0 +1,63 @@
+"""Shared moves of operator actions: the compare-and-set, and the status guards.
+
+A worker's lease is never overridden: the CAS matches only unleased (or expired)
+orders in the status and version that were read.
+"""
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import or_, update
+from sqlalchemy.orm import Session
+
+from bridge.db.models import Order
+from bridge.domain.model import Action
+from bridge.domain.states import OrderStatus, ServiceStatus, next_service_status
+from bridge.errors import InvalidTransitionError
+from bridge.ops.errors import OperationRefusedError
+
+
+def require_failed(order: Order, target: OrderStatus) -> None:
+    """Operators retry and resolve failed orders only (design.md §3)."""
+    if order.status is not OrderStatus.FAILED:
+        raise InvalidTransitionError("order", order.status, target)
+
+
+def move_order(
+    session: Session, order: Order, now: datetime, **values: Any
+) -> OrderStatus:
+    """Compare-and-set the order from the status (and version) we read; return it.
+
+    Raises OperationRefusedError when a worker or another operator got there first.
+    """
+    expected = order.status
+    moved = session.execute(
+        update(Order)
+        .where(
+            Order.id == order.id,
+            Order.status == expected,
+            Order.version == order.version,
+            or_(Order.lease_until.is_(None), Order.lease_until < now),
+        )
+        .values(version=Order.version + 1, **values)
+        .execution_options(synchronize_session=False)
+    ).rowcount  # type: ignore[attr-defined]
+    session.refresh(order)
+    if moved != 1:
+        msg = (
+            f"order {order.order_id} changed while it was being updated "
+            f"(now {order.status.value}); look again and retry the action"
+        )
+        raise OperationRefusedError(msg)
+    return expected
+
+
+def reopen_failed_create(order: Order) -> None:
+    """A failed create left its service `failed`; back to `pending` before `active`.
+
+    design.md §3 allows failed -> pending (as a new create does), not -> active.
+    """
+    if order.action is Action.CREATE and order.service.status is ServiceStatus.FAILED:
+        order.service.status = next_service_status(
+            order.service.status, ServiceStatus.PENDING
+        )
