@@ -4,11 +4,13 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 import redis
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
+from bridge.api.app import create_app
 from bridge.container import Services, build_services
 from bridge.db import migrate
 from bridge.db.base import metadata
@@ -18,6 +20,7 @@ from bridge.domain.model import AuthMode
 from bridge.fleet import ServerSpec, save_server
 from bridge.settings import Settings
 from bridge.simulator import SimulatorConfig, SimulatorServer
+from tests.http_server import serve_in_thread
 from tests.infra import (
     connect_redis,
     is_sqlite,
@@ -134,3 +137,13 @@ def server(services: Services, simulator: SimulatorServer, sim: SimControl) -> S
                 rate_limit_per_min=6000,
             ),
         )
+
+
+@pytest.fixture
+def api(services: Services) -> Iterator[httpx.Client]:
+    """The bridge's API served on a real socket, and a client for it."""
+    with (
+        serve_in_thread(create_app(services)) as base_url,
+        httpx.Client(base_url=base_url, timeout=30) as client,
+    ):
+        yield client

@@ -116,23 +116,11 @@ def _failed_step(order: Order) -> Step | None:
 def order_summary(order: Order) -> dict[str, Any]:
     """One line of `orders list`: the order and, if any, the step that failed."""
     failed = _failed_step(order)
-    return {
-        "id": str(order.id),
-        "order_id": order.order_id,
-        "service_id": order.service_id,
-        "action": order.action.value,
-        "status": order.status.value,
-        "wait_reason": order.wait_reason.value if order.wait_reason else None,
-        "server": order.server.name if order.server else None,
-        "requested_by": order.requested_by.value,
-        "attempts": order.attempts,
-        "last_error": order.last_error,
-        "failed_step": failed.kind.value if failed else None,
-        "panel_status": failed.panel_status if failed else None,
-        "next_attempt_at": _iso(order.next_attempt_at),
-        "created_at": _iso(order.created_at),
-        "finished_at": _iso(order.finished_at),
-    }
+    summary = order_view(order)
+    del summary["steps"]
+    summary["failed_step"] = failed.kind.value if failed else None
+    summary["panel_status"] = failed.panel_status if failed else None
+    return summary
 
 
 def step_detail(step: Step) -> dict[str, Any]:

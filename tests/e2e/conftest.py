@@ -8,13 +8,10 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-from bridge.api.app import create_app
 from bridge.container import Services
 from bridge.settings import Settings
-from tests.http_server import serve_in_thread
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -83,15 +80,6 @@ def worker(
     process.start()
     yield process
     process.stop()
-
-
-@pytest.fixture
-def api(services: Services) -> Iterator[httpx.Client]:
-    with (
-        serve_in_thread(create_app(services)) as base_url,
-        httpx.Client(base_url=base_url, timeout=30) as client,
-    ):
-        yield client
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:

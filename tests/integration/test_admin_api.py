@@ -1,12 +1,9 @@
 """The admin API over real HTTP: bearer tokens, the failed-jobs queue, servers."""
 
-from collections.abc import Iterator
-
 import httpx
 import pytest
 
 from bridge import admin_tokens
-from bridge.api.app import create_app
 from bridge.container import Services
 from bridge.db.models import Server
 from bridge.domain.states import OrderStatus, ServiceStatus
@@ -14,7 +11,6 @@ from bridge.errors import InvalidOrderError
 from bridge.ops import issue_token, revoke_token
 from bridge.simulator import SimulatorServer
 from tests.factories import drive, load, submit
-from tests.http_server import serve_in_thread
 from tests.infra import ADMIN_TOKEN
 from tests.ops_support import audit_rows, failed_create, small_create
 from tests.simctl import FakeClock, SimControl
@@ -22,15 +18,6 @@ from tests.simctl import FakeClock, SimControl
 pytestmark = pytest.mark.integration
 
 BOOTSTRAP = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-
-
-@pytest.fixture
-def api(services: Services) -> Iterator[httpx.Client]:
-    with (
-        serve_in_thread(create_app(services)) as base_url,
-        httpx.Client(base_url=base_url, timeout=30) as client,
-    ):
-        yield client
 
 
 def bearer(token: str) -> dict[str, str]:

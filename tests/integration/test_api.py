@@ -2,7 +2,6 @@
 
 import json
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -10,22 +9,11 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from bridge.api.app import create_app
 from bridge.container import Services
 from bridge.db.models import Order, Server, Step
-from tests.http_server import serve_in_thread
 from tests.signing import create_body, encode, signed_headers
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def api(services: Services) -> Iterator[httpx.Client]:
-    with (
-        serve_in_thread(create_app(services)) as base_url,
-        httpx.Client(base_url=base_url, timeout=30) as client,
-    ):
-        yield client
 
 
 def post(api: httpx.Client, body: dict[str, Any], **headers: str) -> Any:

@@ -287,3 +287,39 @@ def test_old_step_read_as_absent_is_sent_again_without_rereading(
     assert calls[0] == ("GET", "/api/v1/users/user1")
     assert calls.count(("GET", "/api/v1/users/user1")) == 1
     assert sim.ledger()["user"] == {"user1": 1}
+
+
+def test_login_mode_survives_token_revocation_mid_order(
+    services: Services, simulator: object, sim: SimControl, clock: FakeClock
+) -> None:
+    from bridge.domain.model import AuthMode
+    from bridge.fleet import ServerSpec, save_server
+    from bridge.simulator import SimulatorServer
+
+    assert isinstance(simulator, SimulatorServer)
+    creds = simulator.credentials()
+    with services.sessions.begin() as session:
+        save_server(
+            session,
+            services.box,
+            ServerSpec(
+                name="sim-login",
+                base_url=simulator.base_url,
+                auth_mode=AuthMode.LOGIN,
+                username=creds.username,
+                password=creds.password,
+                totp_secret=creds.totp_secret,
+                rate_limit_per_min=6000,
+            ),
+        )
+    first = submit(services, create_spec(1, ssl=False, mailboxes=()))
+    assert drive(services, first, clock, sim).status is OrderStatus.COMPLETED
+    sim.revoke()  # the cached JWT now answers 401 "Token revoked"
+    second = submit(services, create_spec(2, ssl=False, mailboxes=()))
+    order = drive(services, second, clock, sim)
+    assert order.status is OrderStatus.COMPLETED, order.last_error
+    assert sim.ledger()["user"] == {"user1": 1, "user2": 1}
+    assert sim.ledger()["domain"] == {"site1.example": 1, "site2.example": 1}
+    logins = [r for r in sim.requests() if r["path"] == "/api/v1/auth/login"]
+    assert len(logins) == 2  # the first login, then one after the revocation
+    assert [r["status"] for r in sim.requests() if r["status"] == 401] == [401]

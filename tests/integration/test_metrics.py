@@ -1,28 +1,15 @@
 """`/metrics`: event counters from the engine and state read at scrape time."""
 
-from collections.abc import Iterator
-
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from bridge.api.app import create_app
 from bridge.container import Services
 from bridge.db.models import Server
 from tests.factories import create_spec, drive, submit
-from tests.http_server import serve_in_thread
 from tests.simctl import FakeClock, SimControl
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def api(services: Services) -> Iterator[httpx.Client]:
-    with (
-        serve_in_thread(create_app(services)) as base_url,
-        httpx.Client(base_url=base_url, timeout=30) as client,
-    ):
-        yield client
 
 
 def scrape(api: httpx.Client) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

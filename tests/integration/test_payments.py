@@ -1,7 +1,6 @@
 """POST /v1/services/{id}/payments over real HTTP: paid_until, unsuspend, replays."""
 
 import uuid
-from collections.abc import Iterator
 from datetime import date, timedelta
 from typing import Any
 
@@ -9,7 +8,6 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from bridge.api.app import create_app
 from bridge.container import Services
 from bridge.db import orders as orders_db
 from bridge.db.models import AuditEntry, Order, Server, Service
@@ -17,20 +15,10 @@ from bridge.domain.model import Action, OrderSpec, SuspendReason
 from bridge.domain.states import OrderStatus, ServiceStatus
 from bridge.sweeps import run_sweep
 from tests.factories import create_spec, drive, load, submit
-from tests.http_server import serve_in_thread
 from tests.signing import encode, signed_headers
 from tests.simctl import FakeClock, SimControl
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def api(services: Services) -> Iterator[httpx.Client]:
-    with (
-        serve_in_thread(create_app(services)) as base_url,
-        httpx.Client(base_url=base_url, timeout=30) as client,
-    ):
-        yield client
 
 
 def pay(
