@@ -13,7 +13,9 @@ from bridge.domain.states import OrderStatus, ServiceStatus, next_service_status
 def apply_service_effect(order: Order, status: OrderStatus, now: datetime) -> None:
     """Move the order's service to where a final `status` of the order leaves it."""
     service = order.service
-    if status is OrderStatus.FAILED:
+    if status in (OrderStatus.FAILED, OrderStatus.CANCELLED):
+        # A create that did not complete leaves no usable account: `failed` lets
+        # billing post a new create for the service.
         if order.action is Action.CREATE and service.status is ServiceStatus.PENDING:
             service.status = ServiceStatus.FAILED
         return

@@ -49,6 +49,7 @@ def cancel_order(
             lease_until=None,
             enqueued_at=None,
         )
+        apply_service_effect(order, OrderStatus.CANCELLED, now)
         schedule_callback(services.settings, session, order, now)
         audit.record(
             session,

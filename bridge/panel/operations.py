@@ -6,16 +6,14 @@ exactly what the panel contract names; writes take the caller's idempotency key.
 """
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from bridge.panel.errors import PanelRejectedError
 from bridge.panel.schemas import PanelPage, PanelResponse, parse_page
 
 
-class PanelOperations:
-    """Typed panel operations; `request` is provided by `PanelClient`."""
-
-    def request(
+class _Request(Protocol):
+    def __call__(
         self,
         operation: str,
         *,
@@ -23,8 +21,14 @@ class PanelOperations:
         body: Mapping[str, Any] | None = None,
         query: Mapping[str, str] | None = None,
         idempotency_key: str | None = None,
-    ) -> PanelResponse:
-        raise NotImplementedError
+    ) -> PanelResponse: ...
+
+
+class PanelOperations:
+    """Typed panel operations; `request` is provided by `PanelClient`."""
+
+    # Declared, not defined: the one transport is PanelClient.request.
+    request: _Request
 
     # users
 

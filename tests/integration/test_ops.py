@@ -244,7 +244,10 @@ def test_cancel_of_a_queued_order_stops_it_before_any_panel_call(
     assert view["status"] == "cancelled"
     assert view["finished_at"] is not None
     run_order(services, order_uuid)  # a late message for it does nothing
-    assert load(services, order_uuid).status is OrderStatus.CANCELLED
+    cancelled = load(services, order_uuid)
+    assert cancelled.status is OrderStatus.CANCELLED
+    # The account never came to be: billing may post a new create for the service.
+    assert cancelled.service.status is ServiceStatus.FAILED
     assert user_posts(sim) == []
     (entry,) = audit_rows(services, order_uuid)
     assert (entry.action, entry.before_status, entry.after_status) == (
