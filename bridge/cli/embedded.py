@@ -119,6 +119,10 @@ def stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
 def run(obj: CliContext, port: int | None, concurrency: int) -> None:
     """Run everything on embedded defaults: API, worker, beat (and Redis)."""
     settings = obj.settings
+    # Explicit, because a shell starts background jobs with SIGINT ignored and
+    # Python then keeps it ignored: Ctrl-C and SIGTERM both mean "stop all".
+    signal.signal(signal.SIGINT, _raise_interrupt)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
     env = dict(os.environ)
     env["BRIDGE_VAR_DIR"] = str(settings.var_dir.resolve())
     env.setdefault("BRIDGE_DATABASE_URL", settings.effective_database_url)
@@ -197,7 +201,6 @@ def _start_demo_panel_if_needed(
 
 
 def _wait_for_exit(procs: list[subprocess.Popen[bytes]]) -> None:
-    signal.signal(signal.SIGTERM, _raise_interrupt)
     while not any(_exited_within(p, 0.5 / len(procs)) for p in procs):
         pass
     failed = [str(p.args) for p in procs if p.poll() not in (None, 0)]
