@@ -1,12 +1,15 @@
 """`dispatch_due_orders()`: the beat tick. The DB is the schedule; this enqueues.
 
-Enqueues due, unleased orders (highest priority first, one per service line), due
-callbacks, and places orders waiting for capacity once a server is free. Messages
-carry ids only; a lost or duplicated message is harmless.
+Enqueues due, unleased orders (highest priority first, one per service line, no
+more per server than its budget can serve this tick), due callbacks, and places
+orders waiting for capacity once a server is free. Messages carry ids only; a lost
+or duplicated message is harmless.
 """
 
+import math
+import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import structlog
 from sqlalchemy import select
@@ -16,12 +19,14 @@ from bridge.callbacks import find_due_callbacks
 from bridge.container import Services
 from bridge.db import orders as orders_db
 from bridge.db import servers as servers_db
-from bridge.db.models import Order
+from bridge.db.models import Order, Server
 from bridge.domain.states import OrderStatus
 from bridge.queue import DELIVER_CALLBACK_TASK, RUN_ORDER_TASK
 from bridge.settings import PlacementPolicy
 
 log = structlog.get_logger(__name__)
+
+_OVERFETCH = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,9 +47,16 @@ def dispatch_due_orders(services: Services) -> DispatchReport:
         placed = _place_waiting_for_capacity(
             session, settings.dispatch_batch, settings.placement_policy
         )
-        due = orders_db.find_due_orders(
-            session, now, enqueue_grace=grace, limit=settings.dispatch_batch
+        candidates = orders_db.find_due_orders(
+            session,
+            now,
+            enqueue_grace=grace,
+            # Room for orders skipped below, so one saturated panel does not hide
+            # the due orders of the others.
+            limit=settings.dispatch_batch * _OVERFETCH,
         )
+        budgets = _tick_budgets(session, now, settings.dispatch_interval)
+        due = _within_budgets(candidates, budgets, settings.dispatch_batch)
         orders_db.mark_enqueued(session, due, now)
         callbacks = find_due_callbacks(session, now, settings.dispatch_batch)
     for order_uuid in due:
@@ -54,6 +66,45 @@ def dispatch_due_orders(services: Services) -> DispatchReport:
     if due or callbacks or placed:
         log.info("dispatched", orders=len(due), callbacks=len(callbacks), placed=placed)
     return DispatchReport(orders=len(due), callbacks=len(callbacks), placed=placed)
+
+
+def _tick_budgets(
+    session: Session, now: datetime, interval: float
+) -> dict[uuid.UUID, int]:
+    """How many orders each server can usefully start this tick.
+
+    Enqueuing more than a panel's budget only makes workers lease, be refused a
+    token and release: with thousands due on a 60/min panel that is thousands of
+    wasted transactions a second. A server whose circuit is open gets none; its
+    probe goes out once the circuit's wait is over.
+    """
+    budgets: dict[uuid.UUID, int] = {}
+    for server in session.scalars(select(Server)):
+        if server.circuit_open_until is not None and server.circuit_open_until > now:
+            budgets[server.id] = 0
+        else:
+            budgets[server.id] = max(
+                1, math.ceil(server.rate_limit_per_min * interval / 60)
+            )
+    return budgets
+
+
+def _within_budgets(
+    candidates: list[tuple[uuid.UUID, uuid.UUID | None]],
+    budgets: dict[uuid.UUID, int],
+    limit: int,
+) -> list[uuid.UUID]:
+    """Candidates in priority order, at most each server's budget, `limit` in all."""
+    chosen: list[uuid.UUID] = []
+    for order_uuid, server_id in candidates:
+        if server_id is not None:
+            if budgets.get(server_id, 0) <= 0:
+                continue
+            budgets[server_id] -= 1
+        chosen.append(order_uuid)
+        if len(chosen) >= limit:
+            break
+    return chosen
 
 
 def _place_waiting_for_capacity(

@@ -64,11 +64,20 @@ def accept_order(
                 # Lock the service row before looking for a replay: a twin that
                 # committed while we waited for the lock is then visible below
                 # (each statement sees the latest commits under READ COMMITTED).
-                _select_service(session, spec.service_id)
+                # A twin that committed after this select is caught by the
+                # unique keys at our commit (IntegrityError -> replay below).
+                existing = _select_service(session, spec.service_id)
                 replay = _find_replay(session, keys, body_sha256)
                 if replay is not None:
                     return IntakeResult(replay, created=False)
-                response = _persist(services, session, spec, keys, body_sha256)
+                response = _persist(
+                    services,
+                    session,
+                    spec,
+                    keys=keys,
+                    body_sha256=body_sha256,
+                    existing=existing,
+                )
         except IntegrityError:
             # A concurrent twin committed first (same order_id, key or new
             # service): loop to replay its answer or report the conflict.
@@ -97,15 +106,17 @@ def _persist(
     services: Services,
     session: Session,
     spec: OrderSpec,
+    *,
     keys: list[str],
     body_sha256: str,
+    existing: Service | None,
 ) -> dict[str, Any]:
     settings = services.settings
     now = services.clock()
     callback_url = spec.callback_url or settings.billing_callback_url
     if callback_url and not is_allowed_callback_url(settings, callback_url):
         raise InvalidOrderError("callback_url", "origin not in the allowed origins")
-    service = _lock_service(session, spec)
+    service = _prepare_service(session, spec, existing)
     server = _choose_server(session, spec, service, settings.placement_policy)
     service.order_seq += 1
     if server is not None and spec.action is Action.CREATE:
@@ -183,9 +194,14 @@ def _select_service(session: Session, service_id: str) -> Service | None:
     ).one_or_none()
 
 
-def _lock_service(session: Session, spec: OrderSpec) -> Service:
-    """The service row, locked (orders of one service are numbered in order)."""
-    service = _select_service(session, spec.service_id)
+def _prepare_service(
+    session: Session, spec: OrderSpec, service: Service | None
+) -> Service:
+    """Check the (already locked) service can take the order; create it if new.
+
+    Never re-read here: a row committed by a concurrent twin since our select must
+    make our insert fail (and be replayed), not look like a prior service.
+    """
     if spec.action is Action.CREATE:
         account = spec.account
         if account is None:

@@ -58,10 +58,10 @@ def find_order_by_billing_id(session: Session, order_id: str) -> Order | None:
 
 def find_due_orders(
     session: Session, now: datetime, *, enqueue_grace: timedelta, limit: int
-) -> list[uuid.UUID]:
-    """Ids of runnable orders, highest priority first, not enqueued just now."""
+) -> list[tuple[uuid.UUID, uuid.UUID | None]]:
+    """(id, server id) of runnable orders, highest priority first, not just enqueued."""
     stmt = (
-        select(Order.id)
+        select(Order.id, Order.server_id)
         .where(
             _is_due(now),
             or_(Order.enqueued_at.is_(None), Order.enqueued_at < now - enqueue_grace),
@@ -69,7 +69,7 @@ def find_due_orders(
         .order_by(Order.priority.desc(), Order.created_at)
         .limit(limit)
     )
-    return list(session.scalars(stmt))
+    return [(row.id, row.server_id) for row in session.execute(stmt)]
 
 
 def mark_enqueued(session: Session, ids: list[uuid.UUID], now: datetime) -> None:

@@ -2,6 +2,7 @@
 
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 import redis
@@ -154,3 +155,44 @@ def test_save_server_keeps_credentials_encrypted(
         )
         assert "wsp_" not in row.credentials
         assert row.base_url == "https://x:3082"
+
+
+def test_each_server_gets_no_more_orders_per_tick_than_its_budget(
+    recorded: Services, sim_server: Server, recorder: Recorder, clock: FakeClock
+) -> None:
+    from bridge.fleet import ServerSpec
+
+    with recorded.sessions.begin() as session:
+        slow = save_server(
+            session,
+            recorded.box,
+            ServerSpec(
+                name="slow",
+                base_url="http://slow.invalid:3082",
+                auth_mode=sim_server.auth_mode,
+                api_key="wsp_" + "ef" * 24,
+                rate_limit_per_min=60,  # 1 call/s: one order per 0.2 s tick
+            ),
+        )
+    slow_id = slow.id  # assigned at flush, so read it after the commit
+    slow_orders = [
+        submit(recorded, create_spec(n, server="slow", ssl=False, mailboxes=()))
+        for n in range(1, 6)
+    ]
+    fast_orders = [submit(recorded, create_spec(n)) for n in range(6, 9)]
+    recorder.sent.clear()
+    clock.advance(recorded.settings.lease_seconds + 0.1)
+    dispatch_due_orders(recorded)
+    sent = recorder.orders()
+    assert len([o for o in sent if o in slow_orders]) == 1
+    assert sorted(o for o in sent if o in fast_orders) == sorted(fast_orders)
+    # An open circuit gets nothing until its wait is over.
+    with recorded.sessions.begin() as session:
+        session.execute(
+            update(Server)
+            .where(Server.id == slow_id)
+            .values(circuit_open_until=clock() + timedelta(seconds=30))
+        )
+    recorder.sent.clear()
+    dispatch_due_orders(recorded)
+    assert not [o for o in recorder.orders() if o in slow_orders]
