@@ -4,7 +4,6 @@ BridgeError                          root; never raised bare
 ├── ConfigurationError               bad/missing settings -> exit non-zero at start
 ├── IntakeError                      caller's fault -> HTTP 4xx, never retried
 │   ├── InvalidOrderError            422
-│   ├── UnknownServiceError          404: the service the order targets is unknown
 │   └── IdempotencyConflictError     409: same order_id / key, different body
 ├── NotFoundError                    a looked-up row does not exist -> 404
 ├── InvalidTransitionError           a status change the table does not allow
@@ -34,10 +33,6 @@ class InvalidOrderError(IntakeError):
         super().__init__(f"{field}: {reason}")
         self.field = field
         self.reason = reason
-
-
-class UnknownServiceError(IntakeError):
-    """The order targets a service the bridge does not know (404)."""
 
 
 class IdempotencyConflictError(IntakeError):

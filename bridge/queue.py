@@ -5,7 +5,6 @@ client (no tasks registered) bound to the broker URL. Sending is best-effort: th
 database is the schedule and the dispatcher re-enqueues anything a lost message missed.
 """
 
-from collections.abc import Callable
 from typing import Protocol
 
 import structlog
@@ -54,15 +53,6 @@ class CeleryEnqueuer:
 
     def close(self) -> None:
         self._client.close()
-
-
-def null_enqueuer() -> Callable[..., bool]:
-    """An enqueuer that sends nothing (CLI commands that only touch the DB)."""
-
-    def _enqueue(task_name: str, *args: str) -> bool:
-        return False
-
-    return _enqueue
 
 
 def broker_url(redis_url: str) -> str:
