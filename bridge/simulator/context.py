@@ -5,6 +5,7 @@ handlers read them only through these accessors.
 """
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -34,11 +35,13 @@ def principal_of(request: Request) -> Principal:
     return principal
 
 
-async def read_json(request: Request) -> dict[str, Any]:
+async def read_json(
+    request: Request, error: Callable[[str], Exception] = ApiValidationError
+) -> dict[str, Any]:
     """Return the JSON object body ({} when empty).
 
     Raises:
-        ApiValidationError: the body is not a JSON object.
+        `error` (ApiValidationError for the panel API): not a JSON object.
     """
     raw = await request.body()
     if not raw.strip():
@@ -46,9 +49,9 @@ async def read_json(request: Request) -> dict[str, Any]:
     try:
         body = json.loads(raw)
     except ValueError as exc:
-        raise ApiValidationError("Invalid JSON body") from exc
+        raise error("Invalid JSON body") from exc
     if not isinstance(body, dict):
-        raise ApiValidationError("Request body must be a JSON object")
+        raise error("Request body must be a JSON object")
     return body
 
 

@@ -4,7 +4,6 @@ No authentication; errors are ``400 {"error": "<text>"}``. See the package
 docstring for every endpoint and field.
 """
 
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -13,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from bridge.simulator.clock import format_utc
-from bridge.simulator.context import json_response, panel_of
+from bridge.simulator.context import json_response, panel_of, read_json
 from bridge.simulator.faults import Faults
 from bridge.simulator.panel import Panel
 from bridge.simulator.routes_domains import domain_json
@@ -26,16 +25,7 @@ class ControlError(Exception):
 
 
 async def _body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if not raw.strip():
-        return {}
-    try:
-        body = json.loads(raw)
-    except ValueError as exc:
-        raise ControlError("body must be JSON") from exc
-    if not isinstance(body, dict):
-        raise ControlError("body must be a JSON object")
-    return body
+    return await read_json(request, ControlError)
 
 
 def _state(panel: Panel) -> dict[str, Any]:
