@@ -50,7 +50,6 @@ class _Running:
 class _Wait:
     delay: float
     reason: WaitReason
-    error: str | None = None
 
 
 def lease_owner_id(services: Services) -> str:
@@ -340,8 +339,6 @@ def _release_waiting(
     order.lease_owner = None
     order.lease_until = None
     order.enqueued_at = None
-    if wait.error:
-        order.last_error = wait.error
 
 
 def _finish(
