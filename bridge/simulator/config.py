@@ -17,6 +17,8 @@ Envelope = Literal["flat", "nested", "lean"]
 WINDOWS: tuple[Window, ...] = ("fixed", "sliding")
 ENVELOPES: tuple[Envelope, ...] = ("flat", "nested", "lean")
 
+DEFAULT_KEYED_FOLDERS = "users,resellers,domains,webhooks"
+
 # Fields that may not change on a running panel (POST /_sim/config).
 FIXED_AT_START = frozenset({"state_file"})
 
@@ -50,6 +52,10 @@ class SimulatorConfig:
     license_max_users: int = 30
     license_max_domains: int = 100
     idempotency_window_s: int = 86400
+    # Folders whose mutating calls honour Idempotency-Key (wispanel-api.md §5: only
+    # Users & Resellers, Domains and Webhooks are documented); "all" = every folder,
+    # a lenient mode for tests that want it. Elsewhere a re-send executes again.
+    keyed_folders: str = DEFAULT_KEYED_FOLDERS
     trust_forwarded_for: bool = False
     tz_offset_minutes: int = 420
     seed: int | None = None
@@ -69,10 +75,29 @@ class SimulatorConfig:
         _check(self.license_max_domains >= -1, "license_max_domains must be >= -1")
         _check(self.idempotency_window_s >= 1, "idempotency_window_s must be >= 1")
         _check(bool(self.username), "username must not be empty")
+        _check(
+            all(f.isidentifier() for f in self.keyed_folder_set()),
+            "keyed_folders must be 'all' or a comma list of folder names",
+        )
         if self.api_key is not None:
             _check(self.api_key.startswith("wsp_"), "api_key must start with 'wsp_'")
         if self.totp_secret is not None:
             _check(_is_base32(self.totp_secret), "totp_secret must be base32")
+
+    def keyed_folder_set(self) -> frozenset[str]:
+        """Folders whose mutating calls are de-duplicated by Idempotency-Key."""
+        if self.keyed_folders.strip() == "all":
+            return frozenset()
+        return frozenset(
+            part.strip() for part in self.keyed_folders.split(",") if part.strip()
+        )
+
+    def honours_key(self, path: str) -> bool:
+        """Whether a mutating call to ``path`` (under /api/v1/) honours its key."""
+        if self.keyed_folders.strip() == "all":
+            return True
+        folder = path.removeprefix("/api/v1/").split("/", 1)[0]
+        return folder in self.keyed_folder_set()
 
     def resolved(self) -> "SimulatorConfig":
         """Return a copy with generated admin credentials filled in."""
@@ -107,7 +132,7 @@ _BOOL_FIELDS = {"retry_after", "ip_binding", "single_session", "trust_forwarded_
 _FLOAT_FIELDS = {"ssl_delay_s"}
 _OPTIONAL_STR_FIELDS = {"api_key", "password", "totp_secret"}
 _OPTIONAL_INT_FIELDS = {"seed"}
-_STR_FIELDS = {"window", "envelope", "username", "email"}
+_STR_FIELDS = {"window", "envelope", "username", "email", "keyed_folders"}
 
 
 def _coerce(name: str, value: Any) -> Any:  # noqa: PLR0911 - one branch per field kind

@@ -133,7 +133,9 @@ class ApiPipeline:
             await _latency(call.panel)
             return await self._call_api(call)
         key = call.headers.get("idempotency-key")
-        if key is None:
+        if key is None or not call.panel.config.honours_key(call.path):
+            # Outside the keyed folders the header is accepted and ignored: a
+            # re-send executes again (wispanel-api.md §5).
             return await self._apply(call, None)
         if not is_valid_key(key):
             return error_reply(

@@ -191,3 +191,62 @@ def test_request_log_records_key_and_replay(panel):
         ("k-1", False),
         ("k-1", True),
     ]
+
+
+# Only the documented folders de-duplicate (wispanel-api.md §5, keyed_folders).
+
+
+def _domain_for_alice(panel):
+    panel.post("/api/v1/users/", json=ALICE, key="k-user")
+    body = {"domain": "alice.example", "username": "alice"}
+    assert panel.post("/api/v1/domains/", json=body, key="k-dom").status_code == 201
+
+
+def test_ssl_issue_resent_with_the_same_key_issues_again(panel):
+    _domain_for_alice(panel)
+
+    first = panel.post("/api/v1/ssl/alice.example/issue", json={}, key="k-ssl")
+    again = panel.post("/api/v1/ssl/alice.example/issue", json={}, key="k-ssl")
+
+    assert first.status_code == again.status_code == 200
+    assert "Idempotent-Replayed" not in again.headers
+    assert panel.ledger()["certificate"] == {"alice.example": 2}
+
+
+def test_mailbox_resent_with_the_same_key_is_not_replayed(panel):
+    _domain_for_alice(panel)
+    box = {"domain": "alice.example", "username": "info", "password": "pw"}
+
+    first = panel.post("/api/v1/email/accounts", json=box, key="k-box")
+    again = panel.post("/api/v1/email/accounts", json=box, key="k-box")
+
+    assert first.status_code == 201
+    assert again.status_code == 409
+    assert "Idempotent-Replayed" not in again.headers
+
+
+def test_domains_folder_honours_the_key(panel):
+    _domain_for_alice(panel)
+    body = {"domain": "alice.example", "username": "alice"}
+
+    again = panel.post("/api/v1/domains/", json=body, key="k-dom")
+
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert panel.ledger()["domain"] == {"alice.example": 1}
+
+
+def test_keyed_folders_all_replays_every_folder(panel):
+    panel.configure(keyed_folders="all")
+    _domain_for_alice(panel)
+
+    panel.post("/api/v1/ssl/alice.example/issue", json={}, key="k-ssl")
+    again = panel.post("/api/v1/ssl/alice.example/issue", json={}, key="k-ssl")
+
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert panel.ledger()["certificate"] == {"alice.example": 1}
+
+
+def test_keyed_folders_rejects_a_malformed_list(panel):
+    response = panel.raw("POST", "/_sim/config", json={"keyed_folders": "ssl;rm"})
+
+    assert response.status_code == 400
