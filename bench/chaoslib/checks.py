@@ -3,6 +3,7 @@ duplicates (with request-log evidence), faults injected, lost, stuck, failures.
 """
 
 from collections import Counter, defaultdict
+from datetime import datetime
 from typing import Any
 
 from bench.chaoslib.snapshot import LEDGER_KIND, LIVE, Snapshot
@@ -26,6 +27,17 @@ def faults_injected(requests: dict[str, list[dict[str, Any]]]) -> dict[str, Any]
         total.update(counts)
     requests_total = sum(len(log) for log in requests.values())
     return {"total": dict(total), "per_panel": per_panel, "requests": requests_total}
+
+
+def auth_activity(requests: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Logins and 401 answers per panel (the JWT revocation's footprint)."""
+    return {
+        name: {
+            "logins": sum(1 for e in log if e["path"].rstrip("/").endswith("/login")),
+            "unauthorized": sum(1 for e in log if e["status"] == 401),
+        }
+        for name, log in requests.items()
+    }
 
 
 def duplicates(
@@ -152,3 +164,45 @@ def _create_failed(order: dict[str, Any], snap: Snapshot) -> bool:
         and o["service_seq"] < order["service_seq"]
         for o in snap.orders.values()
     )
+
+
+def lease_overlaps(
+    requests: dict[str, list[dict[str, Any]]],
+    stall_seconds: float,
+    kill_times: list[float],
+) -> list[dict[str, Any]]:
+    """Sends of a key while an earlier send of that key was still stalled.
+
+    A stalled answer comes ``stall_seconds`` after the request arrived. Another
+    send of the same key before then means a second worker ran the step while the
+    first still waited for the panel: its lease lapsed during one call (design.md
+    §1.6), unless the first worker was SIGKILLed in between (``after_kill``).
+    """
+    found = []
+    for panel, log in requests.items():
+        by_key: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for entry in log:
+            if entry.get("idempotency_key"):
+                by_key[entry["idempotency_key"]].append(entry)
+        for entries in by_key.values():
+            for stalled in (e for e in entries if e.get("fault") == "stall"):
+                start = _ts(stalled["at"])
+                for other in entries:
+                    at = _ts(other["at"])
+                    if start < at < start + stall_seconds:
+                        killed = any(start <= k <= at for k in kill_times)
+                        found.append(
+                            {
+                                "panel": panel,
+                                "path": stalled["path"],
+                                "idempotency_key": stalled["idempotency_key"],
+                                "stalled_at": stalled["at"],
+                                "resent_at": other["at"],
+                                "after_kill": killed,
+                            }
+                        )
+    return found
+
+
+def _ts(text: str) -> float:
+    return datetime.fromisoformat(text).timestamp()

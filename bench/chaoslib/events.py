@@ -110,7 +110,7 @@ class Chaos(threading.Thread):
             return
         victim = self._rng.choice(alive)
         victim.kill()
-        self.log.kills.append({"at": now, "worker": victim.name})
+        self.log.kills.append({"at": now, "wall": time.time(), "worker": victim.name})
         self._restarts.append((now + self.cfg.restart_delay, victim))
 
     def _storm(self, now: float) -> None:

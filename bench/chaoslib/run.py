@@ -150,6 +150,15 @@ class Run:
         stuck = checks.stuck(snap)
         by_reason, unexplained = checks.failures(snap)
         mismatches, leftovers = compare(snap, states, work.passwords, login)
+        overlaps = checks.lease_overlaps(
+            requests,
+            self.cfg.stall_seconds,
+            [kill["wall"] for kill in chaos.log.kills],
+        )
+        for overlap in overlaps:
+            info = snap.keys.get(overlap["idempotency_key"], {})
+            overlap["order_id"] = info.get("order_id")
+        lapses = [o for o in overlaps if not o["after_kill"]]
         statuses: dict[str, int] = {}
         for order in snap.orders.values():
             statuses[order["status"]] = statuses.get(order["status"], 0) + 1
@@ -160,6 +169,7 @@ class Run:
             or unexplained
             or mismatches
             or billing.log.rejected
+            or lapses
         )
         return {
             "ok": verdict_ok,
@@ -176,6 +186,7 @@ class Run:
             "storms": len(chaos.log.storms),
             "one_offs": chaos.log.one_offs,
             "faults_injected": checks.faults_injected(requests),
+            "auth": checks.auth_activity(requests),
             "duplicates": len(duplicates),
             "duplicate_details": duplicates,
             "lost": len(lost),
@@ -188,6 +199,8 @@ class Run:
             "mismatches": len(mismatches),
             "mismatch_details": mismatches,
             "leftovers_of_failed_creates": leftovers,
+            "lease_lapses": len(lapses),
+            "stalled_call_resends": overlaps,
             "panel_settings": panel_settings,
             "settings": self.cfg.public(),
             "engine": _engine_version(),

@@ -53,6 +53,7 @@ def test_smoke_chaos_run_creates_nothing_twice_loses_nothing_and_matches_panels(
     assert report["stuck"] == 0, report["stuck_details"]
     assert report["unexplained"] == []
     assert report["mismatches"] == 0, report["mismatch_details"]
+    assert report["lease_lapses"] == 0, report["stalled_call_resends"]
     assert report["timing"]["drain_timed_out"] is False
     assert report["ok"] is True
     assert done.returncode == 0
