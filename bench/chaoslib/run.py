@@ -230,9 +230,12 @@ def _engine_version() -> dict[str, Any]:
         )
         return done.stdout.strip()
 
+    # The last commit that changed the product: the engine the run exercised.
+    product = ("bridge", "workers", "migrations")
     return {
         "commit": git("rev-parse", "HEAD"),
-        "subject": git("log", "-1", "--format=%s"),
+        "engine_commit": git("log", "-1", "--format=%H", "--", *product),
+        "engine_subject": git("log", "-1", "--format=%s", "--", *product),
         "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
     }
 
