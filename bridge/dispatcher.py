@@ -19,8 +19,8 @@ from bridge.callbacks import find_due_callbacks
 from bridge.container import Services
 from bridge.db import orders as orders_db
 from bridge.db import servers as servers_db
-from bridge.db.models import Order, Server
-from bridge.domain.states import OrderStatus
+from bridge.db.models import Order, Server, Service
+from bridge.domain.states import LIVE_SERVICE_STATUSES, OrderStatus
 from bridge.queue import DELIVER_CALLBACK_TASK, RUN_ORDER_TASK
 from bridge.settings import PlacementPolicy
 
@@ -80,7 +80,11 @@ def _tick_budgets(
     """
     budgets: dict[uuid.UUID, int] = {}
     for server in session.scalars(select(Server)):
-        if server.circuit_open_until is not None and server.circuit_open_until > now:
+        if server.auth_error is not None or (
+            server.circuit_open_until is not None and server.circuit_open_until > now
+        ):
+            # Rejected credentials wait for `servers test`/`edit`; an open
+            # circuit for its probe time.
             budgets[server.id] = 0
         else:
             budgets[server.id] = max(
@@ -120,7 +124,9 @@ def _place_waiting_for_capacity(
     placed = 0
     for order in waiting:
         server = servers_db.place(session, order.server_group, policy)
-        if server is None:
+        if server is None or _username_taken(session, server, order.service):
+            # A live service already holds this username there: leave the order
+            # for an operator rather than break the one-account-per-name rule.
             continue
         order.server = server
         order.service.server = server
@@ -128,3 +134,17 @@ def _place_waiting_for_capacity(
         order.enqueued_at = None
         placed += 1
     return placed
+
+
+def _username_taken(session: Session, server: Server, service: Service) -> bool:
+    return (
+        session.scalars(
+            select(Service.service_id).where(
+                Service.server_id == server.id,
+                Service.username == service.username,
+                Service.service_id != service.service_id,
+                Service.status.in_(LIVE_SERVICE_STATUSES),
+            )
+        ).first()
+        is not None
+    )

@@ -39,7 +39,18 @@ def apply_service_effect(order: Order, status: OrderStatus, now: datetime) -> No
             service.status = next_service_status(
                 service.status, ServiceStatus.TERMINATED
             )
+            service.owns_account = False  # the account is gone
         case Action.CHANGE_PACKAGE:
             service.package = order.payload.get("package", service.package)
         case Action.CHANGE_PASSWORD:
             pass
+
+
+def wipe_secrets(order: Order) -> None:
+    """Drop every stored password of an order that can no longer run again.
+
+    Called when an order reaches completed, cancelled or resolved: nothing will
+    send those secrets any more, so they do not outlive their use.
+    """
+    for step in order.steps:
+        step.secret_body = None

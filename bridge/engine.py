@@ -1,18 +1,21 @@
 """`run_order()`: lease an order, run its pending steps in order, persist each outcome.
 
-Each step's outcome is committed before the next panel call. Waits go to the DB
-(`next_attempt_at`), never to sleep; a worker killed anywhere leaves a lease that
-expires and a step whose same-key retry is safe.
+Each step's outcome is committed before the next panel call, in a transaction fenced
+on the lease (`bridge.db.orders.fence`): a worker whose lease expired or was taken
+writes nothing. A heartbeat renews the lease while a step's calls are in flight.
+What each panel answer means is `bridge.outcomes`; this module only applies it.
+Waits go to the DB (`next_attempt_at`), never to sleep.
 """
 
 import os
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import structlog
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bridge import metrics
@@ -20,30 +23,37 @@ from bridge.callbacks import schedule_callback
 from bridge.container import Services
 from bridge.db import orders as orders_db
 from bridge.db import servers as servers_db
-from bridge.db.models import Order, Server, Step
-from bridge.domain.model import StepKind
+from bridge.db.models import Order, Server, Service, Step
+from bridge.db.orders import Lease
+from bridge.domain.model import Action, StepKind
 from bridge.domain.retry_policy import RetryPolicy
 from bridge.domain.states import (
+    LIVE_SERVICE_STATUSES,
     OrderStatus,
     StepStatus,
     WaitReason,
     next_order_status,
 )
-from bridge.effects import apply_service_effect
+from bridge.effects import apply_service_effect, wipe_secrets
 from bridge.errors import StaleOrderError
-from bridge.steps import StepCall, StepOutcome, Verdict, execute
+from bridge.outcomes import Answer, Rule, Verdict, must_read_first, rule, ssl_poll_delay
+from bridge.panel import PanelClient
+from bridge.settings import Settings
+from bridge.steps import READABLE_KINDS, StepCall, StepResult, execute, is_keyed
 
 log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
-class _Running:
-    """The step in flight, by ids (the session that loaded it is closed)."""
+class _Prepared:
+    """The step about to be sent, by ids (the session that loaded it is closed)."""
 
-    order_uuid: uuid.UUID
     step_id: uuid.UUID
     server_id: uuid.UUID
-    owner: str
+    server_name: str
+    client: PanelClient
+    call: StepCall
+    keyed: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,14 +82,15 @@ def run_order(services: Services, order_uuid: uuid.UUID) -> None:
     owner = lease_owner_id(services)
     ttl = services.settings.lease_seconds
     with services.sessions.begin() as session:
-        if not orders_db.acquire_lease(
+        lease = orders_db.acquire_lease(
             session, order_uuid, owner, services.clock(), ttl
-        ):
-            log.debug("order_not_leased", order=str(order_uuid))
-            return
+        )
+    if lease is None:
+        log.debug("order_not_leased", order=str(order_uuid))
+        return
     structlog.contextvars.bind_contextvars(order=str(order_uuid))
     try:
-        while _run_next_step(services, order_uuid, owner):
+        while _run_next_step(services, lease):
             pass
     except StaleOrderError:
         log.warning("order_lease_lost")
@@ -87,143 +98,344 @@ def run_order(services: Services, order_uuid: uuid.UUID) -> None:
         structlog.contextvars.unbind_contextvars("order")
 
 
-def _run_next_step(services: Services, order_uuid: uuid.UUID, owner: str) -> bool:
-    """Run one step; True when the next step should follow right away."""
+def _run_next_step(services: Services, lease: Lease) -> bool:
+    """Run one step; True when the next step should follow right away.
+
+    The one guard of STYLE.md §2.3 rule 3: anything unexpected (a secret that no
+    longer decrypts, a malformed stored body, a bug) is recorded on the step as
+    `internal`, counts an attempt and follows the retry policy, so an order can
+    never stay running forever or block its service's later orders.
+    """
+    try:
+        prepared = _prepare(services, lease)
+    except StaleOrderError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the one guard (see docstring)
+        return _settle_internal(services, lease, None, exc)
+    if prepared is None:
+        return False
+    log.info(
+        "step_started", step=prepared.call.kind.value, read=prepared.call.read_first
+    )
+    started = time.perf_counter()
+    with _Heartbeat(services, lease):
+        try:
+            result = execute(prepared.client, prepared.call)
+        except Exception as exc:  # noqa: BLE001 - the one guard (see docstring)
+            return _settle_internal(services, lease, prepared, exc)
+    _observe(prepared.server_name, prepared.call, result, time.perf_counter() - started)
+    try:
+        with services.sessions.begin() as session:
+            return _settle(services, session, lease, prepared, result)
+    except StaleOrderError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the one guard (see docstring)
+        return _settle_internal(services, lease, prepared, exc)
+
+
+def _settle_internal(
+    services: Services, lease: Lease, prepared: _Prepared | None, exc: Exception
+) -> bool:
+    """Record an unexpected exception on the step it happened in."""
+    log.error(
+        "step_internal_error",
+        step=prepared.call.kind.value if prepared else None,
+        error=type(exc).__name__,
+        exc_info=exc,
+    )
+    result = StepResult(
+        Answer.INTERNAL,
+        error_code="internal",
+        error_message=f"internal error: {type(exc).__name__}",
+    )
+    with services.sessions.begin() as session:
+        now = services.clock()
+        orders_db.fence(session, lease, now, services.settings.lease_seconds)
+        order = orders_db.get_order(session, lease.order_uuid)
+        pending = orders_db.pending_steps(order)
+        if prepared is None:
+            if not pending:
+                raise exc  # nothing to record it on: a bug in finishing itself
+            step = pending[0]
+            # Nothing was sent: no read is owed.
+            keyed = True
+            server_id = order.server_id
+        else:
+            step = next(s for s in order.steps if s.id == prepared.step_id)
+            keyed = prepared.keyed
+            server_id = prepared.server_id
+        if server_id is None:
+            _finish(services, session, order, OrderStatus.FAILED, "no server assigned")
+            return False
+        return _apply(
+            services,
+            session,
+            order,
+            step,
+            server_id=server_id,
+            result=result,
+            step_rule=rule(result.answer, keyed=keyed),
+        )
+
+
+def _prepare(services: Services, lease: Lease) -> _Prepared | None:
+    """Fenced: finish, release or mark the next step in flight and detach its call."""
     settings = services.settings
     with services.sessions.begin() as session:
         now = services.clock()
-        order = orders_db.get_order(session, order_uuid)
-        if order.lease_owner != owner or order.status is not OrderStatus.RUNNING:
-            raise StaleOrderError(str(order_uuid))
+        orders_db.fence(session, lease, now, settings.lease_seconds)
+        order = orders_db.get_order(session, lease.order_uuid)
         pending = orders_db.pending_steps(order)
         if not pending:
             _finish(services, session, order, OrderStatus.COMPLETED, None)
-            return False
-        step = pending[0]
+            return None
         server = order.server
-        if server is None:
-            _finish(services, session, order, OrderStatus.FAILED, "no server assigned")
-            return False
-        reopen = servers_db.claim_probe(
-            session, server, now, settings.circuit_probe_seconds
-        )
-        if reopen is not None:
-            wait = _Wait((reopen - now).total_seconds(), WaitReason.PANEL_UNAVAILABLE)
-            _release_waiting(session, order, now, wait)
-            return False
-        if not orders_db.renew_lease(
-            session, order_uuid, owner, now, settings.lease_seconds
-        ):
-            raise StaleOrderError(str(order_uuid))
-        call = _prepare_call(services, step, now)
+        refusal = _refusal(order, server)
+        if refusal is not None or server is None:
+            _finish(services, session, order, OrderStatus.FAILED, refusal)
+            return None
+        wait = _server_wait(session, server, now, settings)
+        if wait is not None:
+            _release_waiting(order, now, wait)
+            return None
+        step = pending[0]
         client = services.panels.client_for(server)
-        running = _Running(order_uuid, step.id, server.id, owner)
-        server_name = server.name
-    log.info("step_started", step=step.kind.value, position=step.position)
-    started = time.perf_counter()
-    outcome = execute(client, call)
-    _observe(server_name, call, outcome, time.perf_counter() - started)
-    with services.sessions.begin() as session:
-        return _apply(services, session, running, outcome)
+        keyed = is_keyed(client, step.kind)
+        interrupted = step.status is StepStatus.IN_FLIGHT
+        landing = _interrupted_call_may_land_until(services, step, keyed, interrupted)
+        if landing is not None and landing > now:
+            # A killed worker's non-keyed call may still reach the panel: reading
+            # before it has landed or timed out could find it absent and re-send.
+            _release_waiting(
+                order,
+                now,
+                _Wait((landing - now).total_seconds(), WaitReason.RETRY_BACKOFF),
+            )
+            return None
+        call = _call_for(
+            services,
+            session,
+            order,
+            step,
+            keyed=keyed,
+            interrupted=interrupted,
+            now=now,
+        )
+        step.status = StepStatus.IN_FLIGHT
+        if step.first_sent_at is None:
+            step.first_sent_at = now
+        step.last_sent_at = now
+        return _Prepared(step.id, server.id, server.name, client, call, keyed)
 
 
-def _observe(server: str, call: StepCall, outcome: StepOutcome, seconds: float) -> None:
-    """Event metrics of one step run (never on the DB path: they cannot fail it)."""
-    metrics.STEP_SECONDS.labels(server, call.kind.value).observe(seconds)
-    if outcome.sent or outcome.panel_status is not None:
-        status = outcome.panel_status
-        if status is None and outcome.verdict in (Verdict.SUCCEEDED, Verdict.POLL):
-            status = 200
-        metrics.PANEL_RESPONSES.labels(server, metrics.status_class(status)).inc()
-    if outcome.panel_status == 429:  # noqa: PLR2004
-        metrics.PANEL_THROTTLED.labels(server).inc()
-    elif outcome.verdict is Verdict.THROTTLED and outcome.retry_after:
-        metrics.BUDGET_WAIT_SECONDS.labels(server).inc(outcome.retry_after)
+def _refusal(order: Order, server: Server | None) -> str | None:
+    """Why this order must not touch the panel at all, if it must not."""
+    if server is None:
+        return "no server assigned"
+    if order.action is not Action.CREATE and not order.service.owns_account:
+        # Lifecycle orders act only on accounts the bridge provisioned (or adopted
+        # as provably its own): never on a stranger's account that a failed
+        # create ran into.
+        return (
+            f"service {order.service_id} has no panel account provisioned by the "
+            f"bridge (service status {order.service.status.value})"
+        )
+    return None
 
 
-def _prepare_call(services: Services, step: Step, now: datetime) -> StepCall:
-    """Mark the step in flight (first send stamped) and detach what the call needs."""
-    age_limit = timedelta(seconds=services.settings.reconcile_after_seconds)
-    polling = step.kind is StepKind.ISSUE_SSL and step.response is not None
-    reconcile = step.needs_reconcile or (
-        step.first_sent_at is not None and now - step.first_sent_at >= age_limit
+def _server_wait(
+    session: Session, server: Server, now: datetime, settings: Settings
+) -> _Wait | None:
+    if server.auth_error is not None:
+        return _Wait(settings.circuit_probe_seconds, WaitReason.PANEL_AUTH)
+    reopen = servers_db.claim_probe(
+        session, server, now, settings.circuit_probe_seconds
     )
-    step.status = StepStatus.IN_FLIGHT
-    if step.first_sent_at is None:
-        step.first_sent_at = now
-    step.last_sent_at = now
+    if reopen is not None:
+        return _Wait((reopen - now).total_seconds(), WaitReason.PANEL_UNAVAILABLE)
+    return None
+
+
+def _interrupted_call_may_land_until(
+    services: Services, step: Step, keyed: bool, interrupted: bool
+) -> datetime | None:
+    if keyed or not interrupted or step.last_sent_at is None or step.response:
+        return None
+    return step.last_sent_at + timedelta(seconds=services.settings.panel_call_seconds)
+
+
+def _call_for(
+    services: Services,
+    session: Session,
+    order: Order,
+    step: Step,
+    *,
+    keyed: bool,
+    interrupted: bool,
+    now: datetime,
+) -> StepCall:
+    settings = services.settings
+    polling = step.kind is StepKind.ISSUE_SSL and step.response is not None
+    read_first = step.kind in READABLE_KINDS and must_read_first(
+        keyed=keyed,
+        flagged=step.needs_reconcile,
+        interrupted=interrupted,
+        first_sent_at=step.first_sent_at,
+        now=now,
+        reconcile_after=timedelta(seconds=settings.reconcile_after_seconds),
+    )
     secret = services.box.decrypt_json(step.secret_body) if step.secret_body else {}
+    held_by = None
+    if step.kind is StepKind.CREATE_USER and order.server_id is not None:
+        held_by = _username_holder(
+            session,
+            order.server_id,
+            str(step.request_body["username"]),
+            order.service_id,
+        )
     return StepCall(
         kind=step.kind,
         params=dict(step.params),
         body=dict(step.request_body),
         secret=secret,
         idempotency_key=step.idempotency_key,
-        reconcile_first=reconcile and not polling,
+        read_first=read_first and not polling,
         polling=polling,
+        username_held_by=held_by,
+    )
+
+
+def _username_holder(
+    session: Session, server_id: uuid.UUID, username: str, service_id: str
+) -> str | None:
+    """Another live service of this server that holds `username`, if any."""
+    return session.scalars(
+        select(Service.service_id).where(
+            Service.server_id == server_id,
+            Service.username == username,
+            Service.service_id != service_id,
+            Service.status.in_(LIVE_SERVICE_STATUSES),
+        )
+    ).first()
+
+
+def _observe(server: str, call: StepCall, result: StepResult, seconds: float) -> None:
+    """Event metrics of one step run (never on the DB path: they cannot fail it)."""
+    metrics.STEP_SECONDS.labels(server, call.kind.value).observe(seconds)
+    if result.panel_status is not None:
+        metrics.PANEL_RESPONSES.labels(
+            server, metrics.status_class(result.panel_status)
+        ).inc()
+    elif result.answer in (Answer.DONE, Answer.IN_STATE, Answer.SSL_PENDING):
+        metrics.PANEL_RESPONSES.labels(server, metrics.status_class(200)).inc()
+    if result.answer is Answer.THROTTLED:
+        metrics.PANEL_THROTTLED.labels(server).inc()
+    elif result.answer is Answer.NO_TOKEN and result.retry_after:
+        metrics.BUDGET_WAIT_SECONDS.labels(server).inc(result.retry_after)
+
+
+def _settle(
+    services: Services,
+    session: Session,
+    lease: Lease,
+    prepared: _Prepared,
+    result: StepResult,
+) -> bool:
+    """Fenced: persist a step's result per its rule; True to run the next step."""
+    now = services.clock()
+    settings = services.settings
+    orders_db.fence(session, lease, now, settings.lease_seconds)
+    order = orders_db.get_order(session, lease.order_uuid)
+    step = next(s for s in order.steps if s.id == prepared.step_id)
+    if result.answer is Answer.SSL_PENDING and step.first_sent_at is not None:
+        pending_for = (now - step.first_sent_at).total_seconds()
+        if pending_for >= settings.ssl_timeout_seconds:
+            result = replace(
+                result,
+                answer=Answer.SSL_TIMEOUT,
+                error_code="ssl_timeout",
+                error_message=f"certificate still pending after {pending_for:.0f} s",
+            )
+    if result.read_absent and prepared.keyed:
+        # Read as absent: the old send never took effect and the panel may have
+        # forgotten its key, so the key's window starts again.
+        step.first_sent_at = now
+    step_rule = rule(result.answer, keyed=prepared.keyed)
+    return _apply(
+        services,
+        session,
+        order,
+        step,
+        server_id=prepared.server_id,
+        result=result,
+        step_rule=step_rule,
     )
 
 
 def _apply(
-    services: Services, session: Session, running: _Running, outcome: StepOutcome
+    services: Services,
+    session: Session,
+    order: Order,
+    step: Step,
+    *,
+    server_id: uuid.UUID,
+    result: StepResult,
+    step_rule: Rule,
 ) -> bool:
-    """Persist a step's outcome; True when the order should run its next step."""
     now = services.clock()
-    order = orders_db.get_order(session, running.order_uuid)
-    if order.lease_owner != running.owner:
-        raise StaleOrderError(str(running.order_uuid))
-    step = next(s for s in order.steps if s.id == running.step_id)
-    step.needs_reconcile = outcome.needs_reconcile
-    if outcome.window_restarted:
-        step.first_sent_at = now
+    step.needs_reconcile = step_rule.read_first or result.read_next
     _count(
         services,
         session,
-        order=order,
-        step=step,
-        server_id=running.server_id,
-        outcome=outcome,
+        order,
+        step,
+        server_id=server_id,
+        result=result,
+        step_rule=step_rule,
         now=now,
     )
-    if outcome.verdict is Verdict.SUCCEEDED:
-        _step_succeeded(step, outcome)
-        log.info("step_completed", step=step.kind.value, adopted=outcome.adopted)
+    if step_rule.flags_server:
+        servers_db.flag_auth_error(
+            session, server_id, result.error_message or "credentials rejected"
+        )
+        log.error("server_credentials_rejected", server_id=str(server_id))
+    if step_rule.verdict is Verdict.ADVANCE:
+        _step_succeeded(order, step, result)
+        log.info("step_completed", step=step.kind.value, adopted=result.adopted)
         return True
-    if outcome.verdict is Verdict.FAILED:
-        if outcome.auth_fault:
-            servers_db.flag_auth_error(
-                session, running.server_id, outcome.error_message or "unauthorized"
-            )
-        return _step_failed(services, session, order, step, outcome)
+    if step_rule.verdict is Verdict.FAIL:
+        return _step_failed(services, session, order, step, result)
     step.status = StepStatus.PENDING
     wait = _wait_for(
         services,
         session,
-        step=step,
-        server_id=running.server_id,
-        outcome=outcome,
+        step,
+        server_id=server_id,
+        result=result,
+        step_rule=step_rule,
         now=now,
     )
     if wait is None:
-        return _step_failed(services, session, order, step, outcome)
+        return _step_failed(services, session, order, step, result)
     log.info(
         "step_retry_scheduled",
         step=step.kind.value,
         reason=wait.reason.value,
         delay=round(wait.delay, 3),
     )
-    _release_waiting(session, order, now, wait)
+    _release_waiting(order, now, wait)
     return False
 
 
 def _count(
     services: Services,
     session: Session,
-    *,
     order: Order,
     step: Step,
+    *,
     server_id: uuid.UUID,
-    outcome: StepOutcome,
+    result: StepResult,
+    step_rule: Rule,
     now: datetime,
 ) -> None:
     """Attempts and the circuit counters.
@@ -233,7 +445,7 @@ def _count(
     """
     settings = services.settings
     circuit_open = False
-    if outcome.server_fault:
+    if step_rule.server_fault:
         circuit_open = (
             servers_db.record_failure(
                 session,
@@ -244,9 +456,12 @@ def _count(
             )
             is not None
         )
-    elif outcome.sent and outcome.verdict is not Verdict.UNAVAILABLE:
+    elif result.panel_status is not None or result.answer in (
+        Answer.DONE,
+        Answer.SSL_PENDING,
+    ):
         servers_db.record_success(session, server_id)
-    if outcome.sent and not circuit_open:
+    if step_rule.counts_attempt and not circuit_open:
         step.attempts += 1
         order.attempts += 1
 
@@ -254,36 +469,38 @@ def _count(
 def _wait_for(
     services: Services,
     session: Session,
+    step: Step,
     *,
-    step: Step,
     server_id: uuid.UUID,
-    outcome: StepOutcome,
+    result: StepResult,
+    step_rule: Rule,
     now: datetime,
 ) -> _Wait | None:
-    """How long a retryable outcome waits; None when the step must give up."""
+    """How long a WAIT verdict waits; None when the step must give up."""
     settings = services.settings
-    match outcome.verdict:
-        case Verdict.POLL:
-            step.response = outcome.response
-            return _Wait(settings.ssl_poll_seconds, WaitReason.SSL_PENDING)
-        case Verdict.THROTTLED:
-            if step.attempts == 0:
-                step.first_sent_at = None  # nothing was executed yet
-            return _Wait(outcome.retry_after or 1.0, WaitReason.RATE_LIMITED)
-        case Verdict.BUSY:
-            return _Wait(settings.busy_retry_seconds, WaitReason.PANEL_BUSY)
-    _record_error(step, outcome)
-    return _unavailable_wait(services, session, step, server_id, now)
-
-
-def _unavailable_wait(
-    services: Services,
-    session: Session,
-    step: Step,
-    server_id: uuid.UUID,
-    now: datetime,
-) -> _Wait | None:
-    """Backoff for not-sent/unknown outcomes; an open circuit waits without limit."""
+    reason = step_rule.wait or WaitReason.RETRY_BACKOFF
+    if not step_rule.backoff:
+        match reason:
+            case WaitReason.SSL_PENDING:
+                step.response = result.response
+                pending_for = (now - (step.first_sent_at or now)).total_seconds()
+                delay = ssl_poll_delay(
+                    pending_for,
+                    first=settings.ssl_poll_first_seconds,
+                    cap=settings.ssl_poll_seconds,
+                    retry_after=result.retry_after,
+                )
+                return _Wait(delay, reason)
+            case WaitReason.RATE_LIMITED:
+                if step.attempts == 0 and not step.needs_reconcile:
+                    step.first_sent_at = None  # nothing was executed yet
+                return _Wait(result.retry_after or 1.0, reason)
+            case WaitReason.PANEL_BUSY:
+                return _Wait(settings.busy_retry_seconds, reason)
+            case _:
+                _record_error(step, result)
+                return _Wait(settings.circuit_probe_seconds, reason)
+    _record_error(step, result)
     server = session.get(Server, server_id)
     if (
         server is not None
@@ -298,19 +515,22 @@ def _unavailable_wait(
     return None if backoff is None else _Wait(backoff, WaitReason.RETRY_BACKOFF)
 
 
-def _record_error(step: Step, outcome: StepOutcome) -> None:
-    step.error_code = outcome.error_code
-    step.error_message = outcome.error_message
-    step.panel_status = outcome.panel_status
+def _record_error(step: Step, result: StepResult) -> None:
+    step.error_code = result.error_code
+    step.error_message = result.error_message
+    step.panel_status = result.panel_status
 
 
-def _step_succeeded(step: Step, outcome: StepOutcome) -> None:
+def _step_succeeded(order: Order, step: Step, result: StepResult) -> None:
     step.status = StepStatus.SUCCEEDED
-    step.response = outcome.response
+    step.response = result.response
     step.secret_body = None  # the password has done its job: wipe it
     step.error_code = None
     step.error_message = None
     step.panel_status = None
+    if step.kind is StepKind.CREATE_USER:
+        # From here on the account is the bridge's: lifecycle orders may act on it.
+        order.service.owns_account = True
 
 
 def _step_failed(
@@ -318,21 +538,19 @@ def _step_failed(
     session: Session,
     order: Order,
     step: Step,
-    outcome: StepOutcome,
+    result: StepResult,
 ) -> bool:
     step.status = StepStatus.FAILED
-    _record_error(step, outcome)
-    message = f"{step.kind.value}: {outcome.error_message or outcome.error_code}"
+    _record_error(step, result)
+    message = f"{step.kind.value}: {result.error_message or result.error_code}"
     log.error(
-        "order_failed", step=step.kind.value, error=message, code=outcome.error_code
+        "order_failed", step=step.kind.value, error=message, code=result.error_code
     )
     _finish(services, session, order, OrderStatus.FAILED, message)
     return False
 
 
-def _release_waiting(
-    session: Session, order: Order, now: datetime, wait: _Wait
-) -> None:
+def _release_waiting(order: Order, now: datetime, wait: _Wait) -> None:
     order.status = next_order_status(order.status, OrderStatus.WAITING)
     order.wait_reason = wait.reason
     order.next_attempt_at = now + timedelta(seconds=max(wait.delay, 0.0))
@@ -358,6 +576,44 @@ def _finish(
     order.finished_at = now
     order.last_error = error
     apply_service_effect(order, status, now)
+    if status is OrderStatus.COMPLETED:
+        wipe_secrets(order)
     metrics.ORDERS_FINISHED.labels(order.action.value, status.value).inc()
     schedule_callback(services.settings, session, order, now)
     log.info("order_finished", status=status.value, action=order.action.value)
+
+
+class _Heartbeat:
+    """Renews a lease (fenced) every third of its TTL while a step's calls run.
+
+    A renewal that fails on the database is tried again at the next beat; one that
+    finds the lease taken stops the beat (the step's outcome will be refused).
+    """
+
+    def __init__(self, services: Services, lease: Lease) -> None:
+        self._services = services
+        self._lease = lease
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._beat, name=f"lease-{lease.order_uuid}", daemon=True
+        )
+
+    def __enter__(self) -> "_Heartbeat":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _beat(self) -> None:
+        ttl = self._services.settings.lease_seconds
+        while not self._stop.wait(ttl / 3):
+            try:
+                with self._services.sessions.begin() as session:
+                    orders_db.fence(session, self._lease, self._services.clock(), ttl)
+            except StaleOrderError:
+                log.warning("lease_renewal_refused", order=str(self._lease.order_uuid))
+                return
+            except Exception as exc:  # noqa: BLE001 - try again at the next beat
+                log.warning("lease_renewal_failed", error=type(exc).__name__)

@@ -19,7 +19,7 @@ from bridge.db import servers as servers_db
 from bridge.db.models import AuditEntry, IntakeRequest, Order, Server, Service, Step
 from bridge.domain.model import ACTION_PRIORITY, Action, OrderSpec, ServerState
 from bridge.domain.planner import plan
-from bridge.domain.states import OrderStatus, ServiceStatus
+from bridge.domain.states import LIVE_SERVICE_STATUSES, OrderStatus, ServiceStatus
 from bridge.errors import IdempotencyConflictError, InvalidOrderError
 from bridge.queue import RUN_ORDER_TASK, enqueue_after_commit
 from bridge.settings import PlacementPolicy
@@ -120,6 +120,7 @@ def _persist(
     server = _choose_server(session, spec, service, settings.placement_policy)
     service.order_seq += 1
     if server is not None and spec.action is Action.CREATE:
+        _refuse_taken_username(session, server, service)
         service.server = server  # placement is decided once, here
     # paid_until only moves forward: a late or replayed notice never un-pays.
     if spec.paid_until is not None and (
@@ -187,6 +188,23 @@ def _persist(
     return response
 
 
+def _refuse_taken_username(session: Session, server: Server, service: Service) -> None:
+    """One live service per panel username and server (the index is the backstop)."""
+    holder = session.scalars(
+        select(Service.service_id).where(
+            Service.server_id == server.id,
+            Service.username == service.username,
+            Service.service_id != service.service_id,
+            Service.status.in_(LIVE_SERVICE_STATUSES),
+        )
+    ).first()
+    if holder is not None:
+        raise InvalidOrderError(
+            "account.username",
+            f"already used on server {server.name} by service {holder}",
+        )
+
+
 def _select_service(session: Session, service_id: str) -> Service | None:
     """The service row, locked for the rest of the transaction (None if new)."""
     return session.scalars(
@@ -224,6 +242,12 @@ def _prepare_service(
         raise InvalidOrderError("service_id", "unknown or terminated service")
     if not service.username:
         raise InvalidOrderError("service_id", "service has no panel account")
+    if not service.owns_account and service.status is not ServiceStatus.PENDING:
+        # Lifecycle orders act only on accounts the bridge provisioned: a create
+        # that failed (e.g. on a stranger's username) leaves nothing to act on.
+        raise InvalidOrderError(
+            "service_id", "the bridge has not provisioned a panel account for it"
+        )
     return service
 
 

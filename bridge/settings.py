@@ -75,7 +75,11 @@ class Settings(BaseSettings):
     backoff_base_seconds: float = Field(default=2.0, gt=0)
     backoff_cap_seconds: float = Field(default=600.0, gt=0)
     busy_retry_seconds: float = Field(default=2.0, gt=0)
+    # A pending certificate is looked at after ssl_poll_first_seconds, then ever
+    # less often up to ssl_poll_seconds; it fails as ssl_timeout after the last.
     ssl_poll_seconds: float = Field(default=15.0, gt=0)
+    ssl_poll_first_seconds: float = Field(default=2.0, gt=0)
+    ssl_timeout_seconds: float = Field(default=3600.0, gt=0)
     circuit_failure_threshold: int = Field(default=5, gt=0)
     circuit_probe_seconds: float = Field(default=30.0, gt=0)
 
@@ -98,6 +102,13 @@ class Settings(BaseSettings):
     sweep_batch: int = Field(default=1000, gt=0)
 
     placement_policy: PlacementPolicy = PlacementPolicy.LEAST_FULL
+
+    # Retention: failed orders' stored passwords are wiped after
+    # secret_retention_days; `orders purge` runs every purge_interval_seconds on
+    # orders finished more than retention_days ago (0 = no scheduled purge).
+    secret_retention_days: float = Field(default=7, gt=0)
+    retention_days: float = Field(default=90, ge=0)
+    purge_interval_seconds: float = Field(default=86_400, gt=0)
 
     task_soft_time_limit: float = Field(default=300, gt=0)
     task_time_limit: float = Field(default=360, gt=0)
@@ -126,6 +137,16 @@ class Settings(BaseSettings):
     def effective_database_url(self) -> str:
         """The configured URL, or the embedded SQLite file under `var_dir`."""
         return self.database_url or f"sqlite:///{self.var_dir / 'bridge.db'}"
+
+    @property
+    def panel_call_seconds(self) -> float:
+        """The longest one panel request can take (every httpx timeout in a row)."""
+        return (
+            self.panel_connect_timeout
+            + self.panel_write_timeout
+            + self.panel_read_timeout
+            + self.panel_pool_timeout
+        )
 
     @property
     def effective_callback_secret(self) -> SecretStr | None:

@@ -1,28 +1,24 @@
-"""One panel call per step kind, plus reconcile reads; errors become `StepOutcome`s.
+"""One panel call per step kind, reads by natural key, and safe adoption.
 
-This is the one place that maps panel answers to engine actions (design.md §2).
-It does I/O through the PanelClient only; the engine persists the outcome.
+`execute()` runs one try of a step through the PanelClient and names what happened
+as a `StepResult` (an `bridge.outcomes.Answer` plus data); it never raises a panel
+error. What the engine does with the answer lives in `bridge.outcomes`.
 """
 
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from enum import StrEnum
 from typing import Any
 
 from bridge.domain.model import StepKind
 from bridge.errors import RateLimitedError, RateLimiterUnavailableError
 from bridge.logging import redact_value
+from bridge.outcomes import Answer, answer_of
 from bridge.panel import (
     PanelAlreadyExistsError,
-    PanelAuthError,
-    PanelBusyError,
     PanelClient,
     PanelError,
-    PanelKeyMismatchError,
     PanelNotFoundError,
-    PanelNotSentError,
-    PanelOutcomeUnknownError,
-    PanelRejectedError,
     PanelResponse,
     PanelThrottledError,
 )
@@ -32,14 +28,37 @@ SSL_WAITING = frozenset({"pending", "processing"})
 # A certificate in these states does not exist for reconciliation purposes.
 SSL_ABSENT = frozenset({"none", "failed", "expired"})
 
+# The panel operation each step kind sends: its route says whether the panel
+# honours Idempotency-Key there (bridge.panel.routes.KEYED_FOLDERS).
+STEP_OPERATIONS: dict[StepKind, str] = {
+    StepKind.CREATE_USER: "create_user",
+    StepKind.CREATE_DOMAIN: "create_domain",
+    StepKind.ISSUE_SSL: "issue_ssl",
+    StepKind.CREATE_MAILBOX: "create_mailbox",
+    StepKind.SUSPEND_USER: "suspend_user",
+    StepKind.UNSUSPEND_USER: "unsuspend_user",
+    StepKind.DELETE_USER: "delete_user",
+    StepKind.CHANGE_PACKAGE: "change_package",
+    StepKind.CHANGE_PASSWORD: "change_password",
+}
+# Kinds that create something and can therefore find it by natural key. Every
+# non-keyed kind must be here: its unknown outcomes are settled by a read.
+READABLE_KINDS = frozenset(
+    {
+        StepKind.CREATE_USER,
+        StepKind.CREATE_DOMAIN,
+        StepKind.ISSUE_SSL,
+        StepKind.CREATE_MAILBOX,
+    }
+)
+# Namespace of the key of the password sent to an adopted user: derived from the
+# step's own uuid4 key, so retries of that step replay it and no two steps share it.
+_ADOPT_PASSWORD_NS = uuid.UUID("5b0a9d1e-6f43-4c7e-9a55-2f1f3f6f0a11")
 
-class Verdict(StrEnum):
-    SUCCEEDED = "succeeded"  # advance
-    POLL = "poll"  # sent fine, result not final yet (SSL pending): look again later
-    THROTTLED = "throttled"  # nothing executed; wait retry_after, no attempt used
-    BUSY = "busy"  # same key still running on the panel; retry shortly
-    UNAVAILABLE = "unavailable"  # not sent / unknown outcome: backoff, same key
-    FAILED = "failed"  # permanent: fail the step, surface to ops
+
+def is_keyed(client: PanelClient, kind: StepKind) -> bool:
+    """Whether this server's endpoint for `kind` de-duplicates by Idempotency-Key."""
+    return client.routes[STEP_OPERATIONS[kind]].honours_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,103 +70,84 @@ class StepCall:
     body: Mapping[str, Any]
     secret: Mapping[str, str]
     idempotency_key: str
-    reconcile_first: bool
+    read_first: bool
     polling: bool
+    # Another live service of this server holds the username (create_user only).
+    username_held_by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class StepOutcome:
-    verdict: Verdict
+class StepResult:
+    """What one try of a step came to."""
+
+    answer: Answer
     response: dict[str, Any] | None = None
     retry_after: float | None = None
-    sent: bool = True  # whether this counts as an attempt
-    server_fault: bool = False  # counts towards the server's circuit breaker
-    auth_fault: bool = False
     error_code: str | None = None
     error_message: str | None = None
     panel_status: int | None = None
     adopted: bool = False
-    needs_reconcile: bool = False
-    window_restarted: bool = False
+    # A read found the resource absent this try (a keyed step's window restarts).
+    read_absent: bool = False
+    # The resource may exist but could not be read or finished: read next time.
+    read_next: bool = False
 
 
 class ConflictError(Exception):
-    """The resource exists on the panel but is not the one we ordered."""
+    """The resource exists on the panel but is not provably this order's."""
 
 
-def execute(client: PanelClient, call: StepCall) -> StepOutcome:
-    """Run one step and classify what happened (never raises a panel error)."""
+def execute(client: PanelClient, call: StepCall) -> StepResult:
+    """Run one try of a step and name its answer (never raises a panel error)."""
     absent = False
     try:
         if call.polling:
-            return _poll_ssl(client, call)
-        if call.reconcile_first:
-            found = _reconcile(client, call)
+            return _ssl_state(_as_dict(client.get_ssl(call.params["domain"]).data))
+        if call.read_first:
+            found = _read(client, call)
             if found is not None:
-                return _adopted(call, found)
+                return _adopt(client, call, found)
             absent = True
-        outcome = _after_send(call, _send(client, call))
-    except PanelAlreadyExistsError as exc:
-        outcome = _reconcile_conflict(client, call, exc)
+        try:
+            result = _after_send(call, _send(client, call))
+        except PanelAlreadyExistsError as exc:
+            result = _reconcile_exists(client, call, exc)
     except ConflictError as exc:
-        outcome = _failed("conflict", str(exc), 409)
+        result = _failed(Answer.CONFLICT, "conflict", str(exc), 409)
     except (PanelError, RateLimitedError, RateLimiterUnavailableError) as exc:
-        outcome = outcome_for_error(call.kind, exc)
-    # Read as absent: the old send never took effect and the panel has forgotten
-    # its key, so the key's window starts again. The next try must not read
-    # first again: read + send back to back would always find the shared budget
-    # spent on the read.
-    return replace(outcome, window_restarted=True) if absent else outcome
+        result = _from_error(call.kind, exc)
+        if call.read_first and not absent:
+            # The read itself did not complete: it is still owed.
+            result = replace(result, read_next=True)
+    return replace(result, read_absent=True) if absent else result
 
 
-def outcome_for_error(kind: StepKind, exc: Exception) -> StepOutcome:  # noqa: PLR0911
-    """design.md §2 as code: each error class -> what the engine does (one return
-    per row of the outcome table)."""
+def _from_error(kind: StepKind, exc: Exception) -> StepResult:
+    answer = answer_of(kind, exc)
     if isinstance(exc, RateLimitedError):
-        return StepOutcome(Verdict.THROTTLED, retry_after=exc.retry_after, sent=False)
+        return StepResult(answer, retry_after=exc.retry_after)
     if isinstance(exc, RateLimiterUnavailableError):
-        return StepOutcome(
-            Verdict.UNAVAILABLE, sent=False, error_code="rate_limiter_unavailable"
-        )
-    if not isinstance(exc, PanelError):
-        raise exc
-    base = StepOutcome(
-        Verdict.FAILED,
-        error_code=exc.panel_code or type(exc).__name__,
+        return StepResult(answer, error_code="rate_limiter_unavailable")
+    assert isinstance(exc, PanelError)  # noqa: S101 - answer_of raised otherwise
+    retry_after = exc.retry_after if isinstance(exc, PanelThrottledError) else None
+    code = exc.panel_code or type(exc).__name__
+    if answer is Answer.KEY_MISMATCH:
+        code = "idempotency_key_mismatch"
+    return StepResult(
+        answer,
+        response={"already": exc.message} if answer is Answer.IN_STATE else None,
+        retry_after=retry_after,
+        error_code=code,
         error_message=str(exc),
         panel_status=exc.status,
     )
-    if isinstance(exc, PanelThrottledError):
-        return replace(
-            base, verdict=Verdict.THROTTLED, retry_after=exc.retry_after, sent=False
-        )
-    if isinstance(exc, PanelBusyError):
-        return replace(base, verdict=Verdict.BUSY, sent=False)
-    if isinstance(exc, PanelNotSentError | PanelOutcomeUnknownError):
-        return replace(base, verdict=Verdict.UNAVAILABLE, server_fault=True)
-    if isinstance(exc, PanelNotFoundError) and kind is StepKind.DELETE_USER:
-        return StepOutcome(Verdict.SUCCEEDED, response={"already": "absent"})
-    if isinstance(exc, PanelAuthError):
-        return replace(base, auth_fault=True)
-    if isinstance(exc, PanelRejectedError) and _already_in_state(kind, exc.message):
-        return StepOutcome(Verdict.SUCCEEDED, response={"already": exc.message})
-    if isinstance(exc, PanelKeyMismatchError):
-        return replace(base, error_code="idempotency_key_mismatch")
-    return base
 
 
-def _already_in_state(kind: StepKind, message: str) -> bool:
-    text = message.lower()
-    if kind is StepKind.SUSPEND_USER:
-        return "already suspended" in text
-    if kind is StepKind.UNSUSPEND_USER:
-        return "already active" in text or "not suspended" in text
-    return False
-
-
-def _failed(code: str, message: str, status: int | None = None) -> StepOutcome:
-    return StepOutcome(
-        Verdict.FAILED, error_code=code, error_message=message, panel_status=status
+def _failed(
+    answer: Answer, code: str, message: str, status: int | None = None
+) -> StepResult:
+    return StepResult(
+        answer, error_code=code, error_message=message, panel_status=status
     )
 
 
@@ -203,67 +203,72 @@ def _as_dict(data: Any) -> dict[str, Any]:
     return {"data": redact_value(data)}
 
 
-def _after_send(call: StepCall, response: PanelResponse) -> StepOutcome:
+def _after_send(call: StepCall, response: PanelResponse) -> StepResult:
     data = _as_dict(response.data)
     if call.kind is StepKind.ISSUE_SSL:
         return _ssl_state(data)
-    return StepOutcome(Verdict.SUCCEEDED, response=data)
+    return StepResult(Answer.DONE, response=data)
 
 
-def _ssl_state(cert: dict[str, Any]) -> StepOutcome:
+def _ssl_state(cert: dict[str, Any]) -> StepResult:
     status = str(cert.get("status", "")).lower()
     if status == SSL_DONE:
-        return StepOutcome(Verdict.SUCCEEDED, response=cert)
+        return StepResult(Answer.DONE, response=cert)
     if status in SSL_WAITING:
-        return StepOutcome(Verdict.POLL, response=cert)
-    return _failed("ssl_failed", f"certificate status {status or 'unknown'}")
-
-
-def _poll_ssl(client: PanelClient, call: StepCall) -> StepOutcome:
-    return _ssl_state(_as_dict(client.get_ssl(call.params["domain"]).data))
-
-
-def _adopted(call: StepCall, found: dict[str, Any]) -> StepOutcome:
-    if call.kind is StepKind.ISSUE_SSL:
-        state = _ssl_state(found)
-        return StepOutcome(state.verdict, response=state.response, adopted=True)
-    return StepOutcome(
-        Verdict.SUCCEEDED, response={"adopted": True, **found}, adopted=True
+        return StepResult(Answer.SSL_PENDING, response=cert)
+    return _failed(
+        Answer.SSL_FAILED, "ssl_failed", f"certificate status {status or 'unknown'}"
     )
 
 
-def _reconcile_conflict(
+def _adopt(client: PanelClient, call: StepCall, found: dict[str, Any]) -> StepResult:
+    """Take over a resource the read proved ours (a pending certificate is polled)."""
+    if call.kind is StepKind.ISSUE_SSL:
+        return replace(_ssl_state(found), adopted=True)
+    if call.kind is StepKind.CREATE_USER:
+        # Billing ordered this password: an adopted account never keeps an old one.
+        try:
+            client.change_password(
+                call.body["username"],
+                call.secret["password"],
+                idempotency_key=str(
+                    uuid.uuid5(_ADOPT_PASSWORD_NS, call.idempotency_key)
+                ),
+            )
+        except (PanelError, RateLimitedError, RateLimiterUnavailableError) as exc:
+            return replace(_from_error(call.kind, exc), read_next=True)
+    return StepResult(Answer.DONE, response={"adopted": True, **found}, adopted=True)
+
+
+def _reconcile_exists(
     client: PanelClient, call: StepCall, exc: PanelAlreadyExistsError
-) -> StepOutcome:
-    """409 "already exists": read it; adopt if it is ours, else fail as a conflict."""
+) -> StepResult:
+    """409 "already exists": read it; adopt if it is provably ours, else conflict."""
     try:
-        found = _reconcile(client, call)
-    except ConflictError as conflict:
-        return _failed("conflict", str(conflict), 409)
+        found = _read(client, call)
     except (PanelError, RateLimitedError, RateLimiterUnavailableError) as read_exc:
-        # Re-sending the create would only replay the 409 and burn budget: the
-        # next try goes straight to the read.
-        return replace(outcome_for_error(call.kind, read_exc), needs_reconcile=True)
+        # Re-sending the create would only repeat the 409: read next time.
+        return replace(_from_error(call.kind, read_exc), read_next=True)
     if found is None:
-        # Said "exists" but reads as absent: treat as unknown and try again later.
-        return StepOutcome(
-            Verdict.UNAVAILABLE,
+        # Said "exists" but reads as absent (deleted meanwhile?): look again later.
+        return StepResult(
+            Answer.NOT_SENT,
             error_code="reconcile_absent",
             error_message=str(exc),
-            needs_reconcile=True,
+            read_next=True,
         )
-    return _adopted(call, found)
+    return _adopt(client, call, found)
 
 
-def _reconcile(client: PanelClient, call: StepCall) -> dict[str, Any] | None:
+def _read(client: PanelClient, call: StepCall) -> dict[str, Any] | None:
     """Read the step's resource by natural key: ours -> it, absent -> None.
 
-    Raises ConflictError when it exists but does not match the order.
+    Raises ConflictError when it exists but is not provably this order's.
     """
     try:
         match call.kind:
             case StepKind.CREATE_USER:
-                return _match_user(client, call.body)
+                return _match_user(client, call)
             case StepKind.CREATE_DOMAIN:
                 return _match_domain(client, call.body)
             case StepKind.ISSUE_SSL:
@@ -273,16 +278,32 @@ def _reconcile(client: PanelClient, call: StepCall) -> dict[str, Any] | None:
                 return _match_mailbox(client, call.body)
     except PanelNotFoundError:
         return None
-    return None
+    msg = f"step kind {call.kind} has no read by natural key"
+    raise ValueError(msg)
 
 
-def _match_user(client: PanelClient, body: Mapping[str, Any]) -> dict[str, Any]:
-    user = _as_dict(client.get_user(body["username"]).data)
+def _match_user(client: PanelClient, call: StepCall) -> dict[str, Any]:
+    """The panel user, if provably ours (design.md §2, "already exists" row)."""
+    body = call.body
+    name = body["username"]
+    if call.username_held_by is not None:
+        raise ConflictError(
+            f"user {name!r} belongs to service {call.username_held_by} on this server"
+        )
+    user = _as_dict(client.get_user(name).data)
+    role = str(user.get("role", "user"))
+    if role != "user":
+        raise ConflictError(f"user {name!r} exists on the panel with role {role!r}")
     same_email = str(user.get("email", "")).lower() == str(body["email"]).lower()
-    same_package = user.get("package") == body["package"]
-    if not (same_email and same_package):
-        msg = f"user {body['username']!r} already exists on the panel and is not ours"
-        raise ConflictError(msg)
+    if not (same_email and user.get("package") == body["package"]):
+        raise ConflictError(
+            f"user {name!r} already exists on the panel with another email or package"
+        )
+    creator = user.get("creator")
+    if creator is not None and creator != client.account_name():
+        raise ConflictError(
+            f"user {name!r} was created by panel account {creator!r}, not the bridge's"
+        )
     return user
 
 

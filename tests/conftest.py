@@ -29,6 +29,7 @@ from tests.infra import (
     suite_database_url,
     suite_redis_url,
 )
+from tests.panel_api import PanelApi
 from tests.simctl import FakeClock, SimControl
 
 
@@ -102,6 +103,14 @@ def sim(simulator: SimulatorServer) -> Iterator[SimControl]:
     yield control
     control.reset()
     control.close()
+
+
+@pytest.fixture
+def panel_api(simulator: SimulatorServer, sim: SimControl) -> Iterator[PanelApi]:
+    """The default panel's own API as its admin, behind the bridge's back."""
+    client = PanelApi(simulator.base_url, simulator.credentials().api_key)
+    yield client
+    client.close()
 
 
 @pytest.fixture

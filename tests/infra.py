@@ -84,6 +84,7 @@ def make_test_settings(var_dir: Path, **overrides: object) -> Settings:
         "backoff_cap_seconds": 0.5,
         "busy_retry_seconds": 0.05,
         "ssl_poll_seconds": 0.1,
+        "ssl_poll_first_seconds": 0.05,
         "circuit_probe_seconds": 0.5,
         "panel_connect_timeout": 2,
         "panel_read_timeout": 2,

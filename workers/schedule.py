@@ -29,4 +29,10 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "schedule": settings.sweep_interval_seconds,
             "options": sweep_options,
         }
+    # Daily by default: secrets of long-failed orders, then old orders' bodies.
+    schedule["retention"] = {
+        "task": "bridge.retention",
+        "schedule": settings.purge_interval_seconds,
+        "options": {"expires": settings.purge_interval_seconds / 2},
+    }
     return schedule

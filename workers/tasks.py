@@ -13,12 +13,14 @@ from bridge.callbacks import deliver_callback
 from bridge.container import Services
 from bridge.dispatcher import dispatch_due_orders
 from bridge.engine import run_order
+from bridge.ops.retention import run_retention
 from bridge.queue import DELIVER_CALLBACK_TASK, RUN_ORDER_TASK
 from bridge.sweeps import run_sweep
 
 DISPATCH_TASK = "bridge.dispatch"
 SWEEP_SUSPEND_TASK = "bridge.sweep_suspend"
 SWEEP_TERMINATE_TASK = "bridge.sweep_terminate"
+RETENTION_TASK = "bridge.retention"
 
 
 def register_tasks(app: Celery, services: Callable[[], Services]) -> None:
@@ -45,3 +47,7 @@ def register_tasks(app: Celery, services: Callable[[], Services]) -> None:
     @app.task(name=SWEEP_TERMINATE_TASK, max_retries=None)
     def sweep_terminate_task() -> None:
         run_sweep(services(), "terminate")
+
+    @app.task(name=RETENTION_TASK, max_retries=None)
+    def retention_task() -> None:
+        run_retention(services())

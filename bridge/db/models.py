@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -42,6 +43,7 @@ from bridge.domain.model import (
 from bridge.domain.states import OrderStatus, ServiceStatus, StepStatus, WaitReason
 
 _ACTIVE_ORDER_STATUSES = "status IN ('queued', 'running', 'waiting')"
+_LIVE_SERVICE_STATUSES = "status IN ('pending', 'active', 'suspended')"
 
 
 class Server(Base):
@@ -90,6 +92,17 @@ class Service(Base):
             "suspension_reason",
             "suspended_at",
         ),
+        # One live service per panel username and server: a second service can
+        # never adopt (and then take over) the first one's account. Terminated
+        # and failed services free the name.
+        Index(
+            "uq_services_live_server_username",
+            "server_id",
+            "username",
+            unique=True,
+            postgresql_where=text(_LIVE_SERVICE_STATUSES),
+            sqlite_where=text(_LIVE_SERVICE_STATUSES),
+        ),
     )
 
     service_id: Mapped[str] = mapped_column(String(128), primary_key=True)
@@ -107,6 +120,11 @@ class Service(Base):
     )
     suspended_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     paid_until: Mapped[date | None] = mapped_column(Date)
+    # True once the bridge created (or adopted as provably its own) the panel
+    # account; lifecycle orders act only on such services.
+    owns_account: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
     # Bumped under a row lock at intake: orders of one service run in posting order.
     order_seq: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[CreatedAt]

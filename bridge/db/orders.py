@@ -1,10 +1,18 @@
 """Order queries and compare-and-set commands (leases, due orders). Never commits.
 
 A lease is a CAS on (lease_owner, lease_until): two deliveries of one message never
-run the same order at once, and a dead worker's lease simply expires.
+run the same order at once, and a dead worker's lease simply expires. Every write a
+worker makes is fenced: `fence()` is the first statement of its transaction, a CAS
+on (owner, version) of a lease that has not expired, which also holds the row lock
+until commit, so nobody can take the lease between the check and the writes.
+
+Clocks: lease expiry is compared with the clock of the worker that writes it, so
+hosts may disagree by less than a third of BRIDGE_LEASE_SECONDS (the heartbeat
+renews every third): run NTP on every host.
 """
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, and_, exists, or_, select, update
@@ -12,7 +20,7 @@ from sqlalchemy.orm import Session, aliased, selectinload
 
 from bridge.db.models import Order, Step
 from bridge.domain.states import OrderStatus, StepStatus
-from bridge.errors import NotFoundError
+from bridge.errors import NotFoundError, StaleOrderError
 
 LIVE_STATUSES = (OrderStatus.QUEUED, OrderStatus.RUNNING, OrderStatus.WAITING)
 # Orders that hold back later orders of the same service (posting order).
@@ -77,11 +85,20 @@ def mark_enqueued(session: Session, ids: list[uuid.UUID], now: datetime) -> None
         session.execute(update(Order).where(Order.id.in_(ids)).values(enqueued_at=now))
 
 
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A worker's hold on one order: owner and the order version it took it at."""
+
+    order_uuid: uuid.UUID
+    owner: str
+    version: int
+
+
 def acquire_lease(
     session: Session, order_uuid: uuid.UUID, owner: str, now: datetime, ttl: float
-) -> bool:
+) -> Lease | None:
     """CAS: take the order if it is due, unleased and first in its service's line."""
-    result = session.execute(
+    version = session.execute(
         update(Order)
         .where(Order.id == order_uuid, _is_due(now))
         .values(
@@ -91,26 +108,32 @@ def acquire_lease(
             wait_reason=None,
             version=Order.version + 1,
         )
+        .returning(Order.version)
         .execution_options(synchronize_session=False)
-    )
-    return result.rowcount == 1  # type: ignore[attr-defined, no-any-return]
+    ).scalar_one_or_none()
+    return None if version is None else Lease(order_uuid, owner, version)
 
 
-def renew_lease(
-    session: Session, order_uuid: uuid.UUID, owner: str, now: datetime, ttl: float
-) -> bool:
-    """Extend our lease; False if someone else took the order meanwhile."""
+def fence(session: Session, lease: Lease, now: datetime, ttl: float) -> None:
+    """CAS on our unexpired lease, extending it; the writes that follow are ours.
+
+    Raises StaleOrderError (and the caller's transaction writes nothing) when the
+    lease expired or another worker holds the order.
+    """
     result = session.execute(
         update(Order)
         .where(
-            Order.id == order_uuid,
-            Order.lease_owner == owner,
+            Order.id == lease.order_uuid,
+            Order.lease_owner == lease.owner,
+            Order.version == lease.version,
             Order.status == OrderStatus.RUNNING,
+            Order.lease_until > now,
         )
         .values(lease_until=now + timedelta(seconds=ttl))
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1  # type: ignore[attr-defined, no-any-return]
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise StaleOrderError(str(lease.order_uuid))
 
 
 def pending_steps(order: Order) -> list[Step]:

@@ -41,6 +41,9 @@ class WaitReason(StrEnum):
     PANEL_BUSY = "panel_busy"
     SSL_PENDING = "ssl_pending"
     SERVICE_BUSY = "service_busy"
+    # The server's credentials were rejected (401 after the one re-login): its
+    # orders wait, consuming nothing, until `servers test`/`servers edit`.
+    PANEL_AUTH = "panel_auth"
 
 
 _O = OrderStatus
@@ -71,6 +74,9 @@ SERVICE_TRANSITIONS: dict[ServiceStatus, frozenset[ServiceStatus]] = {
     _V.FAILED: frozenset({_V.TERMINATED, _V.PENDING}),
     _V.TERMINATED: frozenset(),
 }
+
+# Services that hold their panel username on their server (one per server).
+LIVE_SERVICE_STATUSES = frozenset({_V.PENDING, _V.ACTIVE, _V.SUSPENDED})
 
 FINAL_ORDER_STATUSES = frozenset({_O.COMPLETED, _O.FAILED, _O.CANCELLED})
 # Orders the dispatcher may hand to a worker (when due and unleased).

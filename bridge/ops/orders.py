@@ -11,7 +11,7 @@ from bridge import audit
 from bridge.callbacks import schedule_callback
 from bridge.container import Services
 from bridge.domain.states import OrderStatus, next_order_status
-from bridge.effects import apply_service_effect
+from bridge.effects import apply_service_effect, wipe_secrets
 from bridge.errors import InvalidOrderError
 from bridge.ops.errors import OperationRefusedError
 from bridge.ops.queries import get_order_by_ref, order_detail
@@ -50,6 +50,7 @@ def cancel_order(
             enqueued_at=None,
         )
         apply_service_effect(order, OrderStatus.CANCELLED, now)
+        wipe_secrets(order)  # a cancelled order never runs again
         schedule_callback(services.settings, session, order, now)
         audit.record(
             session,
@@ -94,6 +95,7 @@ def resolve_order(
         )
         reopen_failed_create(order)
         apply_service_effect(order, OrderStatus.COMPLETED, now)
+        wipe_secrets(order)  # resolved by hand: nothing will send them
         schedule_callback(services.settings, session, order, now)
         audit.record(
             session,

@@ -113,6 +113,9 @@ def probe_server(
         max_users = _license_max_users(result)
         if max_users is not None:
             server.license_max_users = max_users
+        if result["ok"]:
+            # The credentials work again: the orders waiting with panel_auth go.
+            server.auth_error = None
         audit.record(
             session,
             actor=actor,

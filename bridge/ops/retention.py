@@ -10,7 +10,7 @@ resolve or cancel one and the next purge takes it.
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import null, select, update
 from sqlalchemy.orm import Session
@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from bridge import audit
 from bridge.container import Services
 from bridge.db.models import Order, Step
-from bridge.domain.states import OrderStatus
+from bridge.domain.states import OrderStatus, StepStatus
 
 PURGEABLE_STATUSES = (OrderStatus.COMPLETED, OrderStatus.CANCELLED)
 _BATCH = 500
@@ -92,3 +92,41 @@ def purge_orders(
             },
         )
     return PurgeResult(cutoff=older_than, orders=orders, steps=steps)
+
+
+def wipe_expired_secrets(services: Services, now: datetime) -> int:
+    """Wipe the stored passwords of orders failed longer than the retention.
+
+    A failed order keeps its secrets so an operator can retry it; after
+    BRIDGE_SECRET_RETENTION_DAYS they go, and a retry answers "secrets expired".
+    Returns how many steps lost a secret.
+    """
+    cutoff = now - timedelta(days=services.settings.secret_retention_days)
+    expired = (
+        select(Order.id)
+        .where(Order.status == OrderStatus.FAILED, Order.finished_at < cutoff)
+        .scalar_subquery()
+    )
+    with services.sessions.begin() as session:
+        wiped = session.execute(
+            update(Step)
+            .where(
+                Step.order_uuid.in_(expired),
+                Step.secret_body.is_not(None),
+                Step.status != StepStatus.SUCCEEDED,
+            )
+            .values(secret_body=None)
+            .execution_options(synchronize_session=False)
+        ).rowcount  # type: ignore[attr-defined]
+    return int(wiped)
+
+
+def run_retention(services: Services, actor: str = "retention") -> dict[str, int]:
+    """The beat's daily job: expire failed orders' secrets, purge old orders."""
+    now = services.clock()
+    report = {"secrets_wiped": wipe_expired_secrets(services, now)}
+    days = services.settings.retention_days
+    if days > 0:
+        result = purge_orders(services, now - timedelta(days=days), actor)
+        report |= {"orders_purged": result.orders, "steps_purged": result.steps}
+    return report

@@ -82,6 +82,24 @@ def _refuse_if_superseded(session: Session, order: Order) -> None:
         raise OperationRefusedError(msg)
 
 
+# Step kinds that cannot run without the password billing sent with the order.
+_NEEDS_SECRET = frozenset(
+    {StepKind.CREATE_USER, StepKind.CREATE_MAILBOX, StepKind.CHANGE_PASSWORD}
+)
+
+
+def _refuse_if_secrets_gone(order: Order) -> None:
+    """A retry cannot re-send a password that retention has wiped."""
+    for step in order.steps:
+        unfinished = step.status in (StepStatus.FAILED, StepStatus.PENDING)
+        if unfinished and step.kind in _NEEDS_SECRET and step.secret_body is None:
+            msg = (
+                f"secrets expired: order {order.order_id} no longer holds the "
+                "password it needs; post a new order"
+            )
+            raise OperationRefusedError(msg)
+
+
 def _reset_step(step: Step, now: datetime) -> dict[str, Any]:
     fresh = needs_fresh_key(step)
     step.status = next_step_status(step.status, StepStatus.PENDING)
@@ -116,6 +134,7 @@ def _retry(
         order = get_order_by_ref(session, order_ref)
         require_failed(order, OrderStatus.QUEUED)
         _refuse_if_superseded(session, order)
+        _refuse_if_secrets_gone(order)
         before = move_order(
             session,
             order,

@@ -4,6 +4,7 @@ from bridge.panel.client import PanelClient
 from bridge.panel.config import Budget, PanelConfig, PanelTimeouts
 from bridge.panel.errors import (
     PanelAlreadyExistsError,
+    PanelAlreadyInStateError,
     PanelAuthError,
     PanelBusyError,
     PanelError,
@@ -31,6 +32,7 @@ __all__ = [
     "Budget",
     "ConnectionReport",
     "PanelAlreadyExistsError",
+    "PanelAlreadyInStateError",
     "PanelAuthError",
     "PanelBusyError",
     "PanelClient",

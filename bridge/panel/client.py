@@ -80,6 +80,7 @@ class PanelClient(PanelOperations):
         )
         self._timeouts = timeouts
         self._tokens: TokenCache | None = None
+        self._account: str | None = None
         if config.auth_mode is AuthMode.LOGIN:
             self._tokens = TokenCache(
                 redis,
@@ -279,6 +280,20 @@ class PanelClient(PanelOperations):
         new = response.headers.get("x-new-token")
         if self._tokens is not None and new and new != used:
             self._tokens.swap(used, new)
+
+    def account_name(self) -> str:
+        """The panel username the bridge acts as (the `creator` of what it makes).
+
+        Login mode knows it from its credentials; an API key asks `auth/me` once
+        per process (a budgeted read; raises like any call).
+        """
+        if self.config.auth_mode is AuthMode.LOGIN:
+            return self.config.username or ""
+        if self._account is None:
+            me = self.request("auth_me").data
+            name = me.get("username") if isinstance(me, dict) else None
+            self._account = str(name or "")
+        return self._account
 
     @property
     def token_cache(self) -> TokenCache | None:

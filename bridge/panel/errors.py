@@ -9,12 +9,14 @@
     └── PanelPermanentError              retrying cannot help
         ├── PanelRejectedError           400/422 validation, 403 quota/license/scope
         ├── PanelAuthError               401 (after the one re-login in login mode)
-        ├── PanelNotFoundError           404 on something we expected to exist
+        ├── PanelNotFoundError           404 (on a delete: the engine calls it done)
+        ├── PanelAlreadyInStateError     "already suspended" / "already active"
         ├── PanelAlreadyExistsError      409 "already exists": the engine reconciles
         └── PanelKeyMismatchError        same key, different body (409/422): our bug
 
-Classification happens here and nowhere else. A message is the panel's own text
-(scrubbed of anything that looks like a secret), never our request body.
+Classification happens here and nowhere else; what the engine does with each
+class (including "desired state reached") is decided in `bridge.outcomes`. A message
+is the panel's own text (scrubbed of anything like a secret), never our request body.
 """
 
 import math
@@ -131,6 +133,10 @@ class PanelNotFoundError(PanelPermanentError):
     """404 on something that should exist."""
 
 
+class PanelAlreadyInStateError(PanelPermanentError):
+    """The panel refused because the desired state already holds (suspend twice)."""
+
+
 class PanelAlreadyExistsError(PanelPermanentError):
     """409 "already exists" on a create: the engine reads it and adopts if ours."""
 
@@ -221,10 +227,8 @@ def _classify_response(  # noqa: PLR0911 - one return per row of the outcome tab
         return PanelAuthError(operation, message=env.message, **kw)
     in_state = _ALREADY_IN_STATE.get(operation)
     if in_state is not None and in_state.search(text):
-        return None
+        return PanelAlreadyInStateError(operation, message=env.message, **kw)
     if status == HTTPStatus.NOT_FOUND:
-        if method == "DELETE":
-            return None  # gone is what a delete wants
         return PanelNotFoundError(operation, message=env.message, **kw)
     if status in _MISMATCH_STATUSES and _KEY_MISMATCH.search(text):
         return PanelKeyMismatchError(operation, message=env.message, **kw)

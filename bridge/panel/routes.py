@@ -15,6 +15,11 @@ from bridge.errors import ConfigurationError
 
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_API_PREFIX = "/api/v1/"
+# The folders whose mutating calls the panel de-duplicates by Idempotency-Key for
+# 24 h (wispanel-api.md §5: Users & Resellers, Domains, Webhooks). Everything else
+# (SSL, email, ...) may execute twice when re-sent: the engine reads first there.
+KEYED_FOLDERS = frozenset({"users", "resellers", "domains", "webhooks"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +32,12 @@ class Route:
     @property
     def is_mutating(self) -> bool:
         return self.method not in _SAFE_METHODS
+
+    @property
+    def honours_key(self) -> bool:
+        """Whether the panel de-duplicates this (mutating) call by its key."""
+        folder = self.path.removeprefix(_API_PREFIX).split("/", 1)[0]
+        return self.is_mutating and folder in KEYED_FOLDERS
 
     @property
     def fields(self) -> frozenset[str]:

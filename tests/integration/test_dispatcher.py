@@ -15,6 +15,7 @@ from bridge.dispatcher import dispatch_due_orders
 from bridge.domain.model import Action, ServerState
 from bridge.domain.states import OrderStatus
 from bridge.engine import run_order
+from bridge.errors import StaleOrderError
 from bridge.fleet import ServerSpec, save_server
 from bridge.queue import RUN_ORDER_TASK
 from bridge.settings import Settings
@@ -103,13 +104,18 @@ def test_lease_is_exclusive_and_expires(
     order_uuid = submit(recorded, create_spec())
     ttl = recorded.settings.lease_seconds
     with recorded.sessions.begin() as session:
-        assert orders_db.acquire_lease(session, order_uuid, "a", clock(), ttl)
+        first = orders_db.acquire_lease(session, order_uuid, "a", clock(), ttl)
+        assert first is not None
     with recorded.sessions.begin() as session:
         assert not orders_db.acquire_lease(session, order_uuid, "b", clock(), ttl)
     clock.advance(ttl + 0.1)
     with recorded.sessions.begin() as session:
         assert orders_db.acquire_lease(session, order_uuid, "b", clock(), ttl)
-        assert not orders_db.renew_lease(session, order_uuid, "a", clock(), ttl)
+    with (
+        pytest.raises(StaleOrderError),
+        recorded.sessions.begin() as session,
+    ):
+        orders_db.fence(session, first, clock(), ttl)
 
 
 def test_run_order_does_nothing_while_another_worker_holds_the_lease(

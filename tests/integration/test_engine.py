@@ -8,6 +8,7 @@ import pytest
 from bridge.container import Services
 from bridge.db.models import Server
 from bridge.domain.states import OrderStatus, ServiceStatus, StepStatus
+from bridge.errors import InvalidOrderError
 from tests.factories import create_spec, drive, load, submit
 from tests.simctl import FakeClock, SimControl
 
@@ -101,47 +102,28 @@ def test_rate_limit_storm_waits_without_burning_attempts(
     assert sim.ledger()["user"] == {"user1": 1}
 
 
-def test_user_owned_by_someone_else_fails_with_clear_reason(
-    services: Services, server: Server, sim: SimControl, clock: FakeClock
+def test_user_made_on_the_panel_with_another_email_fails_as_conflict(
+    services: Services, server: Server, sim: SimControl, clock: FakeClock, panel_api
 ) -> None:
-    first = submit(services, create_spec(1, ssl=False, mailboxes=(), domain=None))
-    assert drive(services, first, clock, sim).status is OrderStatus.COMPLETED
-    other = create_spec(
-        2,
-        ssl=False,
-        mailboxes=(),
-        domain=None,
-        account=create_spec(1).account.__class__(  # same username, other email
-            username="user1",
-            email="someone@else.example",
-            password="another-password",
-            package="default",
-        ),
-    )
-    order = drive(services, submit(services, other), clock, sim)
+    panel_api.create_user("user1", email="someone@else.example")
+    spec = create_spec(1, ssl=False, mailboxes=(), domain=None)
+    order = drive(services, submit(services, spec), clock, sim)
     assert order.status is OrderStatus.FAILED
-    assert order.last_error is not None
-    assert "not ours" in order.last_error
+    assert order.steps[0].error_code == "conflict"
+    assert "another email or package" in (order.last_error or "")
     assert sim.ledger()["user"] == {"user1": 1}
 
 
-def test_existing_user_that_matches_the_order_is_adopted(
+def test_second_service_cannot_take_a_live_services_username(
     services: Services, server: Server, sim: SimControl, clock: FakeClock
 ) -> None:
     first = submit(services, create_spec(1, ssl=False, mailboxes=(), domain=None))
     assert drive(services, first, clock, sim).status is OrderStatus.COMPLETED
     again = create_spec(
-        1,
-        order_id="ord-again",
-        service_id="svc-again",
-        ssl=False,
-        mailboxes=(),
-        domain=None,
+        1, order_id="ord-again", service_id="svc-again", ssl=False, mailboxes=()
     )
-    order = drive(services, submit(services, again), clock, sim)
-    assert order.status is OrderStatus.COMPLETED
-    assert order.steps[0].response is not None
-    assert order.steps[0].response.get("adopted") is True
+    with pytest.raises(InvalidOrderError, match="already used on server sim"):
+        submit(services, again)
     assert sim.ledger()["user"] == {"user1": 1}
 
 
@@ -207,7 +189,8 @@ def test_reconcile_of_a_never_issued_certificate_issues_it(
     services: Services, server: Server, sim: SimControl, clock: FakeClock
 ) -> None:
     from bridge.domain.model import StepKind
-    from bridge.steps import StepCall, Verdict, execute
+    from bridge.outcomes import Answer
+    from bridge.steps import StepCall, execute
 
     order_uuid = submit(services, create_spec(ssl=False, mailboxes=()))
     assert drive(services, order_uuid, clock, sim).status is OrderStatus.COMPLETED
@@ -217,20 +200,20 @@ def test_reconcile_of_a_never_issued_certificate_issues_it(
         body={"provider": "letsencrypt", "include_www": True},
         secret={},
         idempotency_key="c0ffee00-0000-4000-8000-000000000001",
-        reconcile_first=True,
+        read_first=True,
         polling=False,
     )
     with services.sessions() as session:
         client = services.panels.client_for(session.get_one(Server, server.id))
-    outcome = execute(client, call)
+    result = execute(client, call)
     for _ in range(50):  # the shared budget paces calls: wait our turn, like the engine
-        if outcome.verdict is not Verdict.THROTTLED:
+        if result.answer is not Answer.NO_TOKEN:
             break
-        if outcome.window_restarted:  # read as absent: the engine sends next time
-            call = dataclasses.replace(call, reconcile_first=False)
-        time.sleep(outcome.retry_after or 0.01)
-        outcome = execute(client, call)
-    assert outcome.verdict is Verdict.POLL  # status "none" read as absent -> issued
+        if result.read_absent:  # read as absent: the engine sends next time
+            call = dataclasses.replace(call, read_first=False)
+        time.sleep(result.retry_after or 0.01)
+        result = execute(client, call)
+    assert result.answer is Answer.SSL_PENDING  # "none" read as absent -> issued
     assert sim.ledger()["certificate"] == {"site1.example": 1}
 
 
@@ -249,25 +232,19 @@ def test_domain_owned_by_another_account_fails_as_conflict(
     assert sim.ledger()["domain"] == {"site1.example": 1}
 
 
-def test_existing_mailbox_of_our_domain_is_adopted(
+def test_every_create_whose_answer_is_lost_happens_once_keyed_or_not(
     services: Services, server: Server, sim: SimControl, clock: FakeClock
 ) -> None:
-    from bridge.domain.model import MailboxSpec
-
-    first = submit(services, create_spec(1, ssl=False))
-    assert drive(services, first, clock, sim).status is OrderStatus.COMPLETED
-    # Same domain and owner again under a new service: every create answers 409.
-    again = create_spec(
-        1,
-        order_id="ord-again",
-        service_id="svc-again",
-        ssl=False,
-        mailboxes=(MailboxSpec("info", "mailbox-password-1", 100),),
-    )
-    order = drive(services, submit(services, again), clock, sim)
-    assert order.status is OrderStatus.COMPLETED
-    assert all((s.response or {}).get("adopted") for s in order.steps)
-    assert sim.ledger()["mailbox"]["info@site1.example"] == 1
+    # Every write is applied and its answer dropped. Users and domains replay
+    # under their key; SSL and mailboxes (no key on the panel) are read first.
+    sim.faults(drop_after_apply_rate=1.0)
+    order = drive(services, submit(services, create_spec()), clock, sim)
+    assert order.status is OrderStatus.COMPLETED, order.last_error
+    _assert_created_once(sim)
+    adopted = [s.kind.value for s in order.steps if (s.response or {}).get("adopted")]
+    assert adopted == ["create_mailbox", "create_mailbox"]
+    issues = [r for r in sim.requests() if r["path"].endswith("/issue")]
+    assert len(issues) == 1  # then read (pending) and polled, never re-sent
 
 
 def test_old_step_read_as_absent_is_sent_again_without_rereading(

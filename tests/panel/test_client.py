@@ -124,14 +124,15 @@ def test_reads_return_the_panel_objects(make_client: MakeClient) -> None:
     assert "default" in [p["name"] for p in client.list_packages().items]
 
 
-def test_desired_state_answers_are_success(make_client: MakeClient) -> None:
+def test_desired_state_answers_are_typed_not_hidden(make_client: MakeClient) -> None:
+    # The client only types answers; bridge.outcomes decides they mean "done".
     client = make_client()
     create_alice(client)
     client.suspend_user("alice", "abuse", idempotency_key=key())
     assert client.suspend_user("alice", "abuse", idempotency_key=key()).status == 200
     client.delete_user("alice", idempotency_key=key())
-    gone = client.delete_user("alice", idempotency_key=key())
-    assert gone.status == 404
+    with pytest.raises(PanelNotFoundError):
+        client.delete_user("alice", idempotency_key=key())
 
 
 def test_unknown_user_is_not_found(make_client: MakeClient) -> None:

@@ -11,6 +11,7 @@ import pytest
 
 from bridge.panel.errors import (
     PanelAlreadyExistsError,
+    PanelAlreadyInStateError,
     PanelAuthError,
     PanelBusyError,
     PanelError,
@@ -332,27 +333,28 @@ TABLE: list[tuple[str, Any, str, str, type[PanelError] | None]] = [
         PanelAuthError,
     ),
     ("401 non-json", response(401, "nope"), "create_user", "POST", PanelAuthError),
-    # 404 on delete; already suspended / already active -> desired state reached
+    # 404 on delete; already suspended / already active: typed here, and
+    # bridge.outcomes calls them "desired state reached"
     (
         "404 on delete",
         response(404, flat(404, "NOT_FOUND", "User not found")),
         "delete_user",
         "DELETE",
-        None,
+        PanelNotFoundError,
     ),
     (
         "already suspended",
         response(409, flat(409, "CONFLICT", "User is already suspended")),
         "suspend_user",
         "POST",
-        None,
+        PanelAlreadyInStateError,
     ),
     (
         "already active",
         response(400, lean("VALIDATION_ERROR", "User is already active")),
         "unsuspend_user",
         "POST",
-        None,
+        PanelAlreadyInStateError,
     ),
     # any other 404 -> not found
     (

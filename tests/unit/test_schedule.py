@@ -24,7 +24,13 @@ def test_disabled_sweeps_are_not_scheduled() -> None:
     none = beat_schedule(
         Settings(suspend_sweep_enabled=False, terminate_sweep_enabled=False)
     )
-    assert set(none) == {"dispatch"}
+    assert set(none) == {"dispatch", "retention"}
+
+
+def test_retention_runs_on_its_interval_by_default() -> None:
+    schedule = beat_schedule(Settings(purge_interval_seconds=600))
+    assert schedule["retention"]["task"] == "bridge.retention"
+    assert schedule["retention"]["schedule"] == 600
 
 
 def test_sweep_tasks_are_registered_under_their_stable_names() -> None:

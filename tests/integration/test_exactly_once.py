@@ -1,0 +1,423 @@
+"""Exactly-once against the panel as documented (issue 10): safe adoption, fenced
+leases, bounded SSL, no poison orders, rejected credentials, secret retention.
+
+Every test runs against the simulator's default contract: Idempotency-Key is
+honoured only on users/resellers/domains/webhooks; SSL and email re-sends execute.
+"""
+
+import threading
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, update
+
+from bridge.container import Services, build_services, system_clock
+from bridge.db.models import Order, Server, Step
+from bridge.dispatcher import dispatch_due_orders
+from bridge.domain.model import AccountSpec, Action, OrderSpec, StepKind
+from bridge.domain.states import OrderStatus, StepStatus, WaitReason
+from bridge.engine import run_order
+from bridge.errors import InvalidOrderError
+from bridge.fleet import ServerSpec, save_server
+from bridge.ops import OperationRefusedError
+from bridge.ops.orders import cancel_order
+from bridge.ops.probe import probe_server
+from bridge.ops.retention import run_retention
+from bridge.ops.retry import retry_order
+from bridge.settings import Settings
+from bridge.simulator import SimulatorServer
+from tests.factories import create_spec, drive, load, submit
+from tests.panel_api import PanelApi
+from tests.simctl import FakeClock, SimControl
+
+pytestmark = pytest.mark.integration
+
+
+def _user_only(n: int = 1, **overrides: object) -> OrderSpec:
+    return create_spec(n, ssl=False, mailboxes=(), domain=None, **overrides)
+
+
+def _password_order(n: int, service_id: str, password: str) -> OrderSpec:
+    return OrderSpec(
+        order_id=f"pw-{n}",
+        service_id=service_id,
+        action=Action.CHANGE_PASSWORD,
+        password=password,
+    )
+
+
+# -- adoption never takes a stranger's account ------------------------------------
+
+
+def test_create_for_the_panel_admin_never_adopts_it(
+    services: Services, server: Server, sim: SimControl, clock: FakeClock
+) -> None:
+    admin = AccountSpec("admin", "admin@example.com", "taken-over-1", "default")
+    order = drive(services, submit(services, _user_only(account=admin)), clock, sim)
+    assert order.status is OrderStatus.FAILED
+    assert order.steps[0].error_code == "conflict"
+    assert "role 'admin'" in (order.last_error or "")
+    # And nothing can follow it up with a password change.
+    with pytest.raises(InvalidOrderError, match="not provisioned"):
+        submit(services, _password_order(1, "svc-1", "taken-over-2"))
+
+
+def test_user_made_by_a_reseller_is_not_adopted(
+    services: Services,
+    server: Server,
+    sim: SimControl,
+    clock: FakeClock,
+    panel_api: PanelApi,
+) -> None:
+    panel_api.create_user("partner", role="reseller")
+    reseller_key = panel_api.create_key("partner")
+    panel_api.create_user("user1", token=reseller_key)
+    order = drive(services, submit(services, _user_only()), clock, sim)
+    assert order.status is OrderStatus.FAILED
+    assert "created by panel account 'partner'" in (order.last_error or "")
+
+
+def test_user_the_bridges_account_made_is_adopted_with_the_ordered_password(
+    services: Services,
+    server: Server,
+    sim: SimControl,
+    clock: FakeClock,
+    panel_api: PanelApi,
+) -> None:
+    # What an earlier send that the panel has since forgotten leaves behind.
+    panel_api.create_user("user1", password="stale-password-1")
+    order = drive(services, submit(services, _user_only()), clock, sim)
+    assert order.status is OrderStatus.COMPLETED, order.last_error
+    assert (order.steps[0].response or {}).get("adopted") is True
+    assert panel_api.can_log_in("user1", "correct-horse-battery")
+    assert not panel_api.can_log_in("user1", "stale-password-1")
+    assert order.service.owns_account
+
+
+def test_terminated_service_frees_its_username(
+    services: Services, server: Server, sim: SimControl, clock: FakeClock
+) -> None:
+    first = submit(services, _user_only())
+    assert drive(services, first, clock, sim).status is OrderStatus.COMPLETED
+    gone = OrderSpec(order_id="term-1", service_id="svc-1", action=Action.TERMINATE)
+    assert drive(services, submit(services, gone), clock, sim).status is (
+        OrderStatus.COMPLETED
+    )
+    again = _user_only(order_id="ord-again", service_id="svc-again")
+    order = drive(services, submit(services, again), clock, sim)
+    assert order.status is OrderStatus.COMPLETED, order.last_error
+    assert sim.ledger()["user"] == {"user1": 2}
+
+
+def test_lifecycle_order_behind_a_failed_create_does_not_touch_the_account(
+    services: Services,
+    server: Server,
+    sim: SimControl,
+    clock: FakeClock,
+    panel_api: PanelApi,
+) -> None:
+    panel_api.create_user("user1", email="stranger@example.com")
+    create = submit(services, _user_only())
+    # Accepted while the create is pending: it runs after it, in posting order.
+    follow = submit(services, _password_order(1, "svc-1", "taken-over-3"))
+    assert drive(services, create, clock, sim).status is OrderStatus.FAILED
+    order = drive(services, follow, clock, sim)
+    assert order.status is OrderStatus.FAILED
+    assert "no panel account provisioned by the bridge" in (order.last_error or "")
+    writes = [r for r in sim.requests() if r["path"].endswith("/password")]
+    assert writes == []
+
+
+# -- fenced leases -----------------------------------------------------------------
+
+
+def _real_clock_services(
+    tmp_path: Path, settings: Settings, **changes: object
+) -> Services:
+    return build_services(settings.model_copy(update=changes), clock=system_clock)
+
+
+def test_panel_stalling_longer_than_the_lease_runs_the_step_once(
+    settings: Settings,
+    tmp_path: Path,
+    services: Services,
+    server: Server,
+    sim: SimControl,
+) -> None:
+    # Each call takes 2.5 s; the lease is 1 s: only the heartbeat keeps it.
+    sim.faults(latency_ms=2500)
+    live = _real_clock_services(
+        tmp_path, settings, lease_seconds=1.0, panel_read_timeout=6
+    )
+    try:
+        order_uuid = submit(live, _user_only())
+        worker = threading.Thread(target=run_order, args=(live, order_uuid))
+        worker.start()
+        time.sleep(1.8)  # past the lease: a second delivery of the message
+        run_order(live, order_uuid)
+        worker.join(timeout=30)
+        order = load(live, order_uuid)
+    finally:
+        live.close()
+    assert order.status is OrderStatus.COMPLETED, order.last_error
+    posts = [r for r in sim.requests() if r["method"] == "POST"]
+    assert len(posts) == 1
+    assert sim.ledger()["user"] == {"user1": 1}
+
+
+def test_worker_whose_lease_was_taken_writes_nothing(
+    settings: Settings,
+    tmp_path: Path,
+    services: Services,
+    server: Server,
+    sim: SimControl,
+) -> None:
+    sim.faults(latency_ms=1500)
+    live = _real_clock_services(tmp_path, settings)
+    try:
+        order_uuid = submit(live, _user_only())
+        worker = threading.Thread(target=run_order, args=(live, order_uuid))
+        worker.start()
+        time.sleep(0.5)  # the create is in flight on the panel
+        with live.sessions.begin() as session:
+            # Another worker takes the order over (as after an expired lease).
+            session.execute(
+                update(Order)
+                .where(Order.id == order_uuid)
+                .values(lease_owner="thief", version=Order.version + 1)
+            )
+        worker.join(timeout=30)
+        order = load(live, order_uuid)
+    finally:
+        live.close()
+    assert order.lease_owner == "thief"
+    assert order.status is OrderStatus.RUNNING
+    step = order.steps[0]
+    assert step.status is StepStatus.IN_FLIGHT  # the old worker wrote no outcome
+    assert step.attempts == 0
+    assert step.response is None
+
+
+# -- non-keyed steps read before they re-send --------------------------------------
+
+
+def test_ssl_step_left_in_flight_by_a_dead_worker_is_read_not_reissued(
+    services: Services, server: Server, sim: SimControl, clock: FakeClock
+) -> None:
+    order_uuid = submit(services, create_spec(mailboxes=()))
+    sim.faults(drop_after_apply_rate=1.0)
+    order = drive(services, order_uuid, clock, sim, rounds=3)
+    sim.clear_faults()
+    ssl = next(s for s in order.steps if s.kind is StepKind.ISSUE_SSL)
+    # Pretend the worker died right after sending the issue (no outcome stored).
+    with services.sessions.begin() as session:
+        session.execute(
+            update(Step)
+            .where(Step.id == ssl.id)
+            .values(status=StepStatus.IN_FLIGHT, needs_reconcile=False, response=None)
+        )
+    order = drive(services, order_uuid, clock, sim)
+    assert order.status is OrderStatus.COMPLETED, order.last_error
+    assert sim.ledger()["certificate"] == {"site1.example": 1}
+
+
+def test_mailbox_whose_answer_was_a_500_is_read_before_any_resend(
+    services: Services,
+    server: Server,
+    sim: SimControl,
+    clock: FakeClock,
+    panel_api: PanelApi,
+) -> None:
+    order_uuid = submit(services, create_spec(ssl=False))
+    # The account and the domain are done: the next call is the first mailbox.
+    panel_api.create_user("user1")
+    body = {"domain": "site1.example", "username": "user1"}
+    assert panel_api.call("POST", "/api/v1/domains/", json=body).status_code == 201
+    with services.sessions.begin() as session:
+        session.execute(
+            update(Step)
+            .where(Step.order_uuid == order_uuid, Step.position < 2)
+            .values(status=StepStatus.SUCCEEDED, secret_body=None)
+        )
+    sim.fail_next(1, 500)  # the mailbox create: a 5xx, outcome unknown
+    order = drive(services, order_uuid, clock, sim)
+    assert order.status is OrderStatus.COMPLETED, order.last_error
+    boxes = [r for r in sim.requests() if r["path"].startswith("/api/v1/email")]
+    methods = [r["method"] for r in boxes]
+    assert methods[:3] == ["POST", "GET", "POST"]  # 500, read (absent), send
+    assert sim.ledger()["mailbox"] == {
+        "info@site1.example": 1,
+        "sales@site1.example": 1,
+    }
+
+
+# -- SSL is bounded ----------------------------------------------------------------
+
+
+def test_ssl_polls_cost_no_attempts_and_time_out(
+    settings: Settings,
+    tmp_path: Path,
+    services: Services,
+    server: Server,
+    sim: SimControl,
+    clock: FakeClock,
+) -> None:
+    sim.config(ssl_delay_s=100_000)
+    bounded = build_services(
+        settings.model_copy(
+            update={
+                "ssl_timeout_seconds": 120,
+                "ssl_poll_first_seconds": 1,
+                "ssl_poll_seconds": 10,
+            }
+        ),
+        clock=clock,
+    )
+    try:
+        order_uuid = submit(bounded, create_spec(mailboxes=()))
+        order = drive(bounded, order_uuid, clock, sim, rounds=200)
+    finally:
+        bounded.close()
+    ssl = next(s for s in order.steps if s.kind is StepKind.ISSUE_SSL)
+    assert order.status is OrderStatus.FAILED
+    assert ssl.error_code == "ssl_timeout"
+    assert ssl.attempts == 0  # a pending answer and its polls are no failures
+    polls = [r for r in sim.requests() if r["method"] == "GET" and "/ssl/" in r["path"]]
+    assert 5 < len(polls) < 60  # short at first, then growing to the cap
+
+
+# -- no poison orders --------------------------------------------------------------
+
+
+def test_secret_that_no_longer_decrypts_fails_the_order_after_its_attempts(
+    services: Services, server: Server, sim: SimControl, clock: FakeClock
+) -> None:
+    order_uuid = submit(services, _user_only())
+    with services.sessions.begin() as session:
+        session.execute(
+            update(Step)
+            .where(Step.order_uuid == order_uuid)
+            .values(secret_body="not-a-fernet-token")
+        )
+    order = drive(services, order_uuid, clock, sim, rounds=100)
+    assert order.status is OrderStatus.FAILED
+    step = order.steps[0]
+    assert step.error_code == "internal"
+    assert step.attempts == services.settings.max_attempts
+    assert sim.requests() == []  # nothing half-sent
+
+
+# -- rejected credentials stop a server, not every order ----------------------------
+
+
+def test_rejected_credentials_make_the_servers_orders_wait_until_fixed(
+    services: Services,
+    server: Server,
+    simulator: SimulatorServer,
+    sim: SimControl,
+    clock: FakeClock,
+) -> None:
+    with services.sessions.begin() as session:
+        save_server(
+            session,
+            services.box,
+            ServerSpec(
+                name="sim",
+                base_url=simulator.base_url,
+                auth_mode=server.auth_mode,
+                api_key="wsp_" + "0" * 48,
+                rate_limit_per_min=6000,
+            ),
+        )
+    first = submit(services, _user_only(1))
+    second = submit(services, _user_only(2))
+    run_order(services, first)
+    order = load(services, first)
+    assert order.status is OrderStatus.WAITING
+    assert order.wait_reason is WaitReason.PANEL_AUTH
+    assert order.steps[0].attempts == 0
+    assert order.server is not None
+    assert order.server.auth_error
+    clock.advance(3600)
+    report = dispatch_due_orders(services)
+    assert report.orders == 0  # nothing goes to a server whose key is refused
+    with services.sessions.begin() as session:
+        save_server(
+            session,
+            services.box,
+            ServerSpec(
+                name="sim",
+                base_url=simulator.base_url,
+                auth_mode=server.auth_mode,
+                api_key=simulator.credentials().api_key,
+                rate_limit_per_min=6000,
+            ),
+        )
+    for order_uuid in (first, second):
+        assert drive(services, order_uuid, clock, sim).status is OrderStatus.COMPLETED
+
+
+def test_servers_test_clears_the_rejected_credentials_flag(
+    services: Services, server: Server, sim: SimControl
+) -> None:
+    with services.sessions.begin() as session:
+        session.execute(
+            update(Server).where(Server.id == server.id).values(auth_error="401")
+        )
+    assert probe_server(services, "sim", "ops")["ok"]
+    with services.sessions() as session:
+        assert session.get_one(Server, server.id).auth_error is None
+
+
+# -- secrets do not outlive their use ----------------------------------------------
+
+
+def _secrets(services: Services, order_uuid: uuid.UUID) -> list[str | None]:
+    with services.sessions() as session:
+        return list(
+            session.scalars(
+                select(Step.secret_body).where(Step.order_uuid == order_uuid)
+            )
+        )
+
+
+def test_cancelled_order_keeps_no_secret(
+    services: Services, server: Server, clock: FakeClock
+) -> None:
+    order_uuid = submit(services, create_spec())
+    assert any(_secrets(services, order_uuid))
+    cancel_order(services, order_uuid, "ops")
+    assert _secrets(services, order_uuid) == [None] * 5
+
+
+def test_failed_orders_secrets_expire_and_its_retry_asks_for_a_new_order(
+    services: Services,
+    server: Server,
+    sim: SimControl,
+    clock: FakeClock,
+    panel_api: PanelApi,
+) -> None:
+    panel_api.create_user("user1", email="stranger@example.com")
+    order_uuid = submit(services, _user_only())
+    assert drive(services, order_uuid, clock, sim).status is OrderStatus.FAILED
+    assert any(_secrets(services, order_uuid))
+    clock.advance(services.settings.secret_retention_days * 86400 - 60)
+    assert run_retention(services)["secrets_wiped"] == 0
+    clock.advance(120)
+    assert run_retention(services)["secrets_wiped"] == 1
+    assert _secrets(services, order_uuid) == [None]
+    with pytest.raises(OperationRefusedError, match="secrets expired"):
+        retry_order(services, order_uuid, "ops")
+
+
+def test_retention_purges_old_finished_orders(
+    services: Services, server: Server, sim: SimControl, clock: FakeClock
+) -> None:
+    order_uuid = submit(services, _user_only())
+    assert drive(services, order_uuid, clock, sim).status is OrderStatus.COMPLETED
+    clock.advance(timedelta(days=services.settings.retention_days + 1).total_seconds())
+    assert run_retention(services)["orders_purged"] == 1
+    assert load(services, order_uuid).payload == {}
