@@ -73,6 +73,7 @@ class ChaosConfig:
             "backoff_cap_seconds": self.backoff_cap,
             "busy_retry_seconds": self.busy_retry,
             "ssl_poll_seconds": self.ssl_poll,
+            "ssl_poll_first_seconds": self.ssl_poll,
             "circuit_probe_seconds": self.circuit_probe,
             "panel_connect_timeout": self.connect_timeout,
             "panel_read_timeout": self.read_timeout,

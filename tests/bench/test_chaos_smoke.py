@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def chaos_database_url() -> str:
-    """The suite's PostgreSQL server, a database of the run's own next to the suite's."""
+    """The suite's PostgreSQL server, the run's own database beside the suite's."""
     url = make_url(suite_database_url())
     return url.set(database=f"{url.database}_chaos").render_as_string(
         hide_password=False
