@@ -9,7 +9,7 @@ export BRIDGE_TEST_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/
 export BRIDGE_TEST_REDIS_URL ?= redis://127.0.0.1:6379/1
 SQLITE_TEST_URL := sqlite:///$(CURDIR)/var/test/bridge_test.db
 
-.PHONY: install run test test-pg test-sqlite lint fmt typecheck check migrate lock bench clean
+.PHONY: install run test test-pg test-sqlite lint fmt typecheck check migrate lock bench chaos clean
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -52,6 +52,11 @@ check: lint test
 
 bench: install
 	$(BIN)/python bench/ratelimit.py
+
+# The 1,000-order chaos run of issue 10 (database bridge_chaos, Redis index 8;
+# about 6 minutes on 2 cores). Prints a JSON verdict; exit code 1 when not clean.
+chaos: install
+	$(BIN)/python -m bench.chaos $(CHAOS_ARGS)
 
 # Regenerate the pinned constraints from the current environment.
 lock: install

@@ -186,6 +186,12 @@ class Run:
             "storms": len(chaos.log.storms),
             "one_offs": chaos.log.one_offs,
             "faults_injected": checks.faults_injected(requests),
+            # Panel requests per planned step: what faults and polls cost.
+            "request_amplification": round(
+                sum(len(log) for log in requests.values())
+                / max(sum(len(o["steps"]) for o in snap.orders.values()), 1),
+                2,
+            ),
             "auth": checks.auth_activity(requests),
             "duplicates": len(duplicates),
             "duplicate_details": duplicates,
@@ -208,6 +214,8 @@ class Run:
                 "cpus": _cpus(),
                 "platform": platform.platform(),
                 "python": platform.python_version(),
+                # The machine is shared: its load explains slow timings.
+                "load_average_at_end": [round(x, 1) for x in os.getloadavg()],
             },
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
