@@ -151,6 +151,8 @@ def _explain(order: dict[str, Any], snap: Snapshot) -> tuple[str, str | None]:
     reason = f"{step['kind']}:{code}:{status}"
     if status in _FAULT_STATUSES or code in _FAULT_CODES:
         return reason, "injected 5xx/drop/stall outlasted the retry budget"
+    if code == "ssl_failed":
+        return reason, "injected SSL failure (the certificate ended failed)"
     if status == 404 and _create_failed(order, snap):
         return reason, "the service's create failed earlier"
     return reason, None
@@ -206,3 +208,27 @@ def lease_overlaps(
 
 def _ts(text: str) -> float:
     return datetime.fromisoformat(text).timestamp()
+
+
+def unexpected_rejections(
+    rejected: dict[str, str], service_of: dict[str, str], snap: Snapshot
+) -> list[dict[str, str]]:
+    """Intake refusals other than "nothing provisioned" after a failed create.
+
+    Billing that posts a lifecycle order for a service whose create failed is
+    told 422; any other refusal of the workload's orders is a finding.
+    """
+    failed_creates = {
+        o["service_id"]
+        for o in snap.orders.values()
+        if o["action"] == "create" and o["status"] == "failed"
+    }
+    return [
+        {"order_id": order_id, "answer": answer}
+        for order_id, answer in rejected.items()
+        if not (
+            answer.startswith("422")
+            and "not provisioned" in answer
+            and service_of.get(order_id) in failed_creates
+        )
+    ]

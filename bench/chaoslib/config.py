@@ -36,6 +36,9 @@ class ChaosConfig:
     drop_rate: float = 0.05
     stall_rate: float = 0.02
     stall_seconds: float = 6.0  # longer than the lease
+    # A permanent panel answer: the certificate ends "failed" (domain does not
+    # resolve), so failed creates and what billing sends after them are exercised.
+    ssl_failure_rate: float = 0.02
     # Panel and bridge timing.
     panel_limit: int = 1200  # requests/min per panel, and the bridge's budget
     ssl_delay: float = 1.0

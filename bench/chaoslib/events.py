@@ -37,8 +37,10 @@ class Chaos(threading.Thread):
         cfg: ChaosConfig,
         workers: list[Proc],
         panels: dict[str, SimPanel],
+        *,
         restart_api: Callable[[], None],
         progress: Callable[[], float],
+        leased_by: Callable[[int], int],
     ) -> None:
         super().__init__(name="chaos", daemon=True)
         self.cfg = cfg
@@ -46,6 +48,7 @@ class Chaos(threading.Thread):
         self.panels = panels
         self.restart_api = restart_api
         self.progress = progress
+        self.leased_by = leased_by
         self.log = EventLog()
         self.posting_done = threading.Event()
         self.finished = threading.Event()
@@ -109,8 +112,17 @@ class Chaos(threading.Thread):
         if not alive:
             return
         victim = self._rng.choice(alive)
+        pid = victim.pid
         victim.kill()
-        self.log.kills.append({"at": now, "wall": time.time(), "worker": victim.name})
+        self.log.kills.append(
+            {
+                "at": now,
+                "wall": time.time(),
+                "worker": victim.name,
+                # Orders it held a lease on when it died: work cut off mid-run.
+                "orders_leased": self.leased_by(pid) if pid else 0,
+            }
+        )
         self._restarts.append((now + self.cfg.restart_delay, victim))
 
     def _storm(self, now: float) -> None:

@@ -34,6 +34,10 @@ class Proc:
         self.popen: subprocess.Popen[bytes] | None = None
 
     @property
+    def pid(self) -> int | None:
+        return self.popen.pid if self.popen is not None else None
+
+    @property
     def alive(self) -> bool:
         return self.popen is not None and self.popen.poll() is None
 

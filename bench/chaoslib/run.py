@@ -56,8 +56,9 @@ class Run:
             cfg,
             self.workers,
             self.panels,
-            self._restart_api,
-            lambda: len(billing.log.accepted) / max(len(work.orders), 1),
+            restart_api=self._restart_api,
+            progress=lambda: len(billing.log.accepted) / max(len(work.orders), 1),
+            leased_by=lambda pid: snapshot.leased_by(self._engine(), pid),
         )
         started = time.monotonic()
         chaos.start()
@@ -75,7 +76,7 @@ class Run:
         for proc in self.workers:
             if not proc.alive:
                 proc.start()
-        drained = self._drain(billing)
+        drained = self._drain()
         drain_s = time.monotonic() - drain_started
         report = self._judge(work, billing, chaos)
         report["timing"] = {
@@ -120,9 +121,12 @@ class Run:
                 time.sleep(delay)
             billing.post(body)
 
-    def _drain(self, billing: Billing) -> bool:
-        engine = self.engine
-        assert engine is not None  # noqa: S101 - set in _bring_up
+    def _engine(self) -> Engine:
+        assert self.engine is not None  # noqa: S101 - set in _bring_up
+        return self.engine
+
+    def _drain(self) -> bool:
+        engine = self._engine()
 
         def quiet() -> bool:
             return snapshot.live_orders(engine) == 0
@@ -159,6 +163,11 @@ class Run:
             info = snap.keys.get(overlap["idempotency_key"], {})
             overlap["order_id"] = info.get("order_id")
         lapses = [o for o in overlaps if not o["after_kill"]]
+        refused = checks.unexpected_rejections(
+            billing.log.rejected,
+            {o["order_id"]: o["service_id"] for o in work.orders},
+            snap,
+        )
         statuses: dict[str, int] = {}
         for order in snap.orders.values():
             statuses[order["status"]] = statuses.get(order["status"], 0) + 1
@@ -168,7 +177,7 @@ class Run:
             or stuck
             or unexplained
             or mismatches
-            or billing.log.rejected
+            or refused
             or lapses
         )
         return {
@@ -176,13 +185,18 @@ class Run:
             "orders": {
                 "posted": len(work.orders),
                 "accepted": len(billing.log.accepted),
-                "rejected": billing.log.rejected,
+                "rejected": len(billing.log.rejected),
+                "rejected_unexpected": refused,
                 "resends": billing.log.resends,
                 "replayed": billing.log.replayed,
                 "by_action": _count(o["action"] for o in work.orders),
                 "by_status": statuses,
             },
             "kills": len(chaos.log.kills),
+            "kills_with_orders_leased": sum(
+                1 for k in chaos.log.kills if k["orders_leased"]
+            ),
+            "orders_leased_at_kills": sum(k["orders_leased"] for k in chaos.log.kills),
             "storms": len(chaos.log.storms),
             "one_offs": chaos.log.one_offs,
             "faults_injected": checks.faults_injected(requests),

@@ -79,6 +79,7 @@ def turn_faults_on(cfg: ChaosConfig, panels: dict[str, SimPanel]) -> None:
             drop_after_apply_rate=cfg.drop_rate,
             stall_after_apply_rate=cfg.stall_rate,
             stall_seconds=cfg.stall_seconds,
+            ssl_failure_rate=cfg.ssl_failure_rate,
         )
 
 

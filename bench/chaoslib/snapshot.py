@@ -39,6 +39,18 @@ def live_orders(engine: Engine) -> int:
     return sum(counts.get(s, 0) for s in LIVE)
 
 
+def leased_by(engine: Engine, pid: int) -> int:
+    """Return how many running orders a worker process holds a lease on."""
+    # Lease owners are "<host>:<pid>:<thread>:<nonce>" (bridge.engine).
+    with Session(engine) as session:
+        count = session.scalar(
+            select(func.count())
+            .select_from(Order)
+            .where(Order.status == "running", Order.lease_owner.like(f"%:{pid}:%"))
+        )
+    return int(count or 0)
+
+
 def take(engine: Engine) -> Snapshot:
     """Read every order (with steps), service and server."""
     snap = Snapshot()
