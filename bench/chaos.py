@@ -31,6 +31,7 @@ SMOKE = {
     "storm_every": 8.0,
     "storm_seconds": 1.5,
     "drain_timeout": 150.0,
+    "drain_idle": 60.0,
     # Only the faults issue 10 names: a failed certificate is a permanent answer
     # whose consequences depend on what billing posts next, so a smoke run with it
     # would pass or fail by chance. The full run has it on.

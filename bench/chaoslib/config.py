@@ -31,6 +31,7 @@ class ChaosConfig:
     storm_every: float = 45.0  # a 429 storm on a random panel this often
     storm_seconds: float = 3.0
     drain_timeout: float = 600.0
+    drain_idle: float = 120.0  # give up the drain once no order finished for this long
     # Fault rates on every panel (bridge/simulator/faults.py).
     error_rate: float = 0.10
     drop_rate: float = 0.05

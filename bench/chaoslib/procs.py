@@ -11,7 +11,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -146,14 +145,3 @@ def wait_http(url: str, proc: Proc, timeout: float = 60.0) -> None:
         time.sleep(0.2)
     msg = f"{proc.name} did not answer {url} within {timeout}s; see {proc.log}"
     raise RuntimeError(msg)
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, step: float = 0.5) -> bool:
-    """Poll ``predicate`` until true (True) or ``timeout`` passed (False)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(step)

@@ -126,12 +126,20 @@ class Run:
         return self.engine
 
     def _drain(self) -> bool:
+        """Wait until no order is live; False when time ran out or progress stopped."""
         engine = self._engine()
-
-        def quiet() -> bool:
-            return snapshot.live_orders(engine) == 0
-
-        return procs.wait_for(quiet, self.cfg.drain_timeout, step=1.0)
+        deadline = time.monotonic() + self.cfg.drain_timeout
+        last_live, last_change = -1, time.monotonic()
+        while time.monotonic() < deadline:
+            live = snapshot.live_orders(engine)
+            if live == 0:
+                return True
+            if live != last_live:
+                last_live, last_change = live, time.monotonic()
+            elif time.monotonic() - last_change > self.cfg.drain_idle:
+                return False  # the rest is stuck: waiting longer shows nothing new
+            time.sleep(1.0)
+        return False
 
     def _judge(self, work: Workload, billing: Billing, chaos: Chaos) -> dict[str, Any]:
         for proc in [*self.workers, self.beat, self.api]:
