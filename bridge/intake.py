@@ -143,7 +143,9 @@ def _persist(
         enqueued_at=now,
     )
     session.add(order)
-    for position, planned in enumerate(plan(spec, username=service.username)):
+    for position, planned in enumerate(
+        plan(spec, username=service.username, role=service.account_role)
+    ):
         session.add(
             Step(
                 order=order,
@@ -233,6 +235,7 @@ def _prepare_service(
             )
         service.status = ServiceStatus.PENDING
         service.username = account.username
+        service.account_role = account.role
         service.domain = spec.domain
         service.package = account.package
         service.suspension_reason = None

@@ -32,6 +32,7 @@ from bridge.db.base import (
     str_enum,
 )
 from bridge.domain.model import (
+    AccountRole,
     Action,
     AuthMode,
     CallbackStatus,
@@ -124,6 +125,12 @@ class Service(Base):
     # account; lifecycle orders act only on such services.
     owns_account: Mapped[bool] = mapped_column(
         Boolean, default=False, server_default=false()
+    )
+    # A hosting user or a reseller: decides the endpoints of its terminate.
+    account_role: Mapped[AccountRole] = mapped_column(
+        str_enum(AccountRole, 16),
+        default=AccountRole.USER,
+        server_default=AccountRole.USER.value,
     )
     # Bumped under a row lock at intake: orders of one service run in posting order.
     order_seq: Mapped[int] = mapped_column(Integer, default=0)
