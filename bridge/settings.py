@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = None
     intake_secret: SecretStr | None = None
     admin_token: SecretStr | None = None
+    # Keys the intake duplicate-check digest (an HMAC, so a database reader cannot
+    # test password guesses against it). Deliberately not BRIDGE_SECRET_KEY: that
+    # one rotates, and duplicate detection must survive a rotation.
+    intake_digest_key: SecretStr | None = None
     callback_secret: SecretStr | None = None
     billing_callback_url: str | None = None
     callback_allowed_origins: CommaList = ()
@@ -134,7 +138,7 @@ class Settings(BaseSettings):
 
 # Secrets a process needs; production refuses to start without them, development
 # generates them once under var_dir so `make run` works on a fresh machine.
-_REQUIRED_SECRETS = ("secret_key", "intake_secret", "admin_token")
+_REQUIRED_SECRETS = ("secret_key", "intake_secret", "admin_token", "intake_digest_key")
 DEV_SECRETS_FILE = "dev-secrets.json"
 
 
