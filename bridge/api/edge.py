@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, HTTPException, Request, Response, status
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import BaseModel
 from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -198,10 +198,11 @@ async def _capped_body(request: Request) -> bytes:
 def allowed_methods(app: FastAPI, scope: Scope) -> list[str]:
     """Every method some route serves at the request's path, plus OPTIONS."""
     methods: set[str] = {"OPTIONS"}
-    for route in app.router.routes:
+    # Included routers nest (FastAPI >= 0.165): walk the effective routes.
+    for route in iter_route_contexts(app.routes):
         match, _ = route.matches({**scope, "method": "OPTIONS"})
         if match is not Match.NONE:
-            methods.update(getattr(route, "methods", None) or ())
+            methods.update(route.methods or ())
     order = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
     return sorted(methods, key=lambda m: order.index(m) if m in order else len(order))
 
