@@ -99,6 +99,7 @@ def post_drain(
     responses={
         **_NOT_FOUND,
         429: {"model": ErrorOut, "description": "The server's budget has no token"},
+        503: {"model": ErrorOut, "description": "Redis (the shared budget) is down"},
     },
 )
 def post_test(
