@@ -10,6 +10,7 @@ import os
 import secrets
 from enum import StrEnum
 from pathlib import Path
+from urllib.parse import urlsplit
 from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -112,6 +113,16 @@ class Settings(BaseSettings):
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("billing_callback_url")
+    @classmethod
+    def _no_credentials_in_callback_url(cls, value: str | None) -> str | None:
+        # Every order stores its callback URL and the admin API shows it to any
+        # token holder; callbacks are HMAC-signed, so no URL credentials needed.
+        if value and "@" in urlsplit(value).netloc:
+            msg = "credentials (user:password@) are not allowed in the URL"
+            raise ValueError(msg)
         return value
 
     @field_validator("database_url")

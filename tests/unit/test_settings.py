@@ -98,3 +98,16 @@ def test_embedded_database_lives_under_var_dir(
     settings, _ = load_settings()
     assert settings.effective_database_url == f"sqlite:///{tmp_path}/bridge.db"
     assert settings.effective_callback_secret == settings.intake_secret
+
+
+def test_credentials_in_the_billing_callback_url_are_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("BRIDGE_VAR_DIR", str(tmp_path))
+    monkeypatch.setenv(
+        "BRIDGE_BILLING_CALLBACK_URL", "https://bill:secret-pw@billing.example/cb"
+    )
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings()
+    assert str(caught.value).startswith("BRIDGE_BILLING_CALLBACK_URL: ")
+    assert "secret-pw" not in str(caught.value)
