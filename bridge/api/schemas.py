@@ -1,9 +1,25 @@
-"""The public intake contract: order bodies by action (pydantic, field-level 422s)."""
+"""The public intake contract: order bodies by action (pydantic, field-level 422s).
 
+Where the JSON type carries meaning the field is strict: `true` is not a quota and
+`0` is not a day (pydantic's lax mode would read them as 1 and 1970-01-01).
+"""
+
+import re
 from datetime import date
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StrictBool,
+    StrictInt,
+    model_validator,
+)
 
 from bridge.domain.model import (
     AccountSpec,
@@ -22,6 +38,41 @@ PRINTABLE_ID = r"^[\x21-\x7e]{1,255}$"
 
 Password = Annotated[SecretStr, Field(min_length=8, max_length=128)]
 
+_ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$", re.ASCII)
+
+
+def _iso_day(value: object) -> object:
+    # Only the text form: pydantic would read a number as a Unix timestamp.
+    if not isinstance(value, str) or not _ISO_DAY.match(value):
+        msg = "expected a date as YYYY-MM-DD"
+        raise ValueError(msg)
+    return value
+
+
+IsoDay = Annotated[date, BeforeValidator(_iso_day)]
+
+
+def _http_url(value: str) -> str:
+    """An http(s) URL with a host and a valid port, and no credentials in it."""
+    parts = urlsplit(value)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        msg = "expected an http:// or https:// URL with a host"
+        raise ValueError(msg)
+    try:
+        parts.port  # noqa: B018 - urlsplit checks the port only when asked
+    except ValueError:
+        msg = "invalid port"
+        raise ValueError(msg) from None
+    if parts.username is not None or parts.password is not None:
+        # It would be stored and shown by the admin API; credentials belong in
+        # the callback signature, not the URL.
+        msg = "credentials (user:password@) are not allowed in the URL"
+        raise ValueError(msg)
+    return value
+
+
+HttpUrlText = Annotated[str, Field(max_length=2048), AfterValidator(_http_url)]
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
@@ -37,7 +88,9 @@ class AccountIn(_Strict):
 class MailboxIn(_Strict):
     local_part: str = Field(pattern=LOCAL_PART)
     password: Password
-    quota_mb: int = Field(default=0, ge=0, le=10_000_000, description="0 = unlimited")
+    quota_mb: StrictInt = Field(
+        default=0, ge=0, le=10_000_000, description="0 = unlimited"
+    )
 
 
 class _OrderBase(_Strict):
@@ -45,15 +98,15 @@ class _OrderBase(_Strict):
         pattern=PRINTABLE_ID, description="Billing's id of this request"
     )
     service_id: str = Field(pattern=r"^[\x21-\x7e]{1,128}$")
-    callback_url: str | None = Field(default=None, max_length=2048)
-    paid_until: date | None = None
+    callback_url: HttpUrlText | None = None
+    paid_until: IsoDay | None = None
 
 
 class CreateOrderIn(_OrderBase):
     action: Literal["create"]
     account: AccountIn
     domain: str | None = Field(default=None, pattern=DOMAIN, max_length=253)
-    ssl: bool = False
+    ssl: StrictBool = False
     mailboxes: list[MailboxIn] = Field(default_factory=list, max_length=100)
     server: str | None = Field(default=None, max_length=64)
     server_group: str | None = Field(default=None, max_length=64)
