@@ -312,13 +312,17 @@ def _public_payload(spec: OrderSpec) -> dict[str, Any]:
         "paid_until": spec.paid_until.isoformat() if spec.paid_until else None,
         "reason": spec.reason.value if spec.reason else None,
         "package": spec.package,
+        "force": spec.force,
     }
     if spec.account is not None:
         payload["account"] = {
             "username": spec.account.username,
             "email": spec.account.email,
             "package": spec.account.package,
+            "role": spec.account.role.value,
         }
+        if spec.account.limits:
+            payload["account"]["limits"] = dict(spec.account.limits)
     if spec.mailboxes:
         payload["mailboxes"] = [
             {"local_part": m.local_part, "quota_mb": m.quota_mb} for m in spec.mailboxes

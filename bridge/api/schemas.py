@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from bridge.domain.model import (
+    AccountRole,
     AccountSpec,
     Action,
     MailboxSpec,
@@ -78,11 +79,38 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
 
 
+LimitValue = Annotated[StrictInt, Field(ge=-1, le=2**31 - 1)]
+
+
+class ResellerLimitsIn(_Strict):
+    """A reseller's limits (wispanel-api.md §7.10); -1 = unlimited."""
+
+    max_users: LimitValue | None = None
+    max_domains: LimitValue | None = None
+    max_databases: LimitValue | None = None
+    max_email_accounts: LimitValue | None = None
+    max_ftp_accounts: LimitValue | None = None
+    disk_quota_mb: LimitValue | None = None
+    bandwidth_quota_mb: LimitValue | None = None
+
+
 class AccountIn(_Strict):
     username: str = Field(pattern=USERNAME, description="Panel username")
     email: str = Field(pattern=EMAIL, max_length=254)
     password: Password
     package: str = Field(pattern=PACKAGE)
+    role: AccountRole = Field(
+        default=AccountRole.USER,
+        description="reseller: created through /resellers (admin credential)",
+    )
+    limits: ResellerLimitsIn | None = Field(default=None, description="reseller only")
+
+    @model_validator(mode="after")
+    def _limits_for_resellers(self) -> "AccountIn":
+        if self.limits is not None and self.role is not AccountRole.RESELLER:
+            msg = "limits are only for role reseller"
+            raise ValueError(msg)
+        return self
 
 
 class MailboxIn(_Strict):
@@ -130,6 +158,10 @@ class UnsuspendOrderIn(_OrderBase):
 
 class TerminateOrderIn(_OrderBase):
     action: Literal["terminate"]
+    force: StrictBool = Field(
+        default=False,
+        description="terminate a reseller even though it still has users",
+    )
 
 
 class ChangePackageOrderIn(_OrderBase):
@@ -171,6 +203,14 @@ def to_spec(body: BaseModel) -> OrderSpec:
                 email=body.account.email,
                 password=body.account.password.get_secret_value(),
                 package=body.account.package,
+                role=body.account.role,
+                limits=tuple(
+                    (name, value)
+                    for name, value in (
+                        body.account.limits.model_dump() if body.account.limits else {}
+                    ).items()
+                    if value is not None
+                ),
             ),
             domain=body.domain,
             ssl=body.ssl,
@@ -187,6 +227,8 @@ def to_spec(body: BaseModel) -> OrderSpec:
         return OrderSpec(**common, package=body.package)
     if isinstance(body, ChangePasswordOrderIn):
         return OrderSpec(**common, password=body.password.get_secret_value())
+    if isinstance(body, TerminateOrderIn):
+        return OrderSpec(**common, force=body.force)
     return OrderSpec(**common)
 
 

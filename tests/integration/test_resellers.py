@@ -123,3 +123,30 @@ def test_only_an_admin_credential_creates_resellers(
     order = drive(services, submit(services, _reseller_spec()), clock, sim)
     assert order.status is OrderStatus.FAILED
     assert order.steps[0].panel_status == 403
+
+
+def test_intake_takes_a_reseller_with_limits_and_refuses_limits_for_a_user(
+    api: object, services: Services, server: Server
+) -> None:
+    import httpx
+
+    from tests.signing import create_body, encode, signed_headers
+
+    assert isinstance(api, httpx.Client)
+    body = create_body(1, ssl=False, mailboxes=[], domain=None)
+    body["account"] |= {"role": "reseller", "limits": {"max_users": 10}}
+    raw = encode(body)
+    accepted = api.post(
+        "/v1/orders", content=raw, headers=signed_headers("POST", "/v1/orders", raw)
+    )
+    assert accepted.status_code == 202, accepted.text
+    kinds = [s["kind"] for s in accepted.json()["order"]["steps"]]
+    assert kinds == ["create_reseller", "set_reseller_limits"]
+    wrong = create_body(2, ssl=False, mailboxes=[], domain=None)
+    wrong["account"]["limits"] = {"max_users": 10}
+    raw = encode(wrong)
+    refused = api.post(
+        "/v1/orders", content=raw, headers=signed_headers("POST", "/v1/orders", raw)
+    )
+    assert refused.status_code == 422
+    assert "limits are only for role reseller" in refused.text
