@@ -9,7 +9,7 @@ export BRIDGE_TEST_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/
 export BRIDGE_TEST_REDIS_URL ?= redis://127.0.0.1:6379/1
 SQLITE_TEST_URL := sqlite:///$(CURDIR)/var/test/bridge_test.db
 
-.PHONY: install run test test-pg test-sqlite lint fmt typecheck check migrate lock bench chaos clean
+.PHONY: install run test test-pg test-sqlite lint fmt typecheck check migrate lock bench fuzz chaos clean
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -52,6 +52,14 @@ check: lint test
 
 bench: install
 	$(BIN)/python bench/ratelimit.py
+
+# The long schemathesis run (>= 5,000 signed cases; docs/reliability.md, "Fuzzing").
+FUZZ_EXAMPLES ?= 160
+fuzz: install
+	mkdir -p var/test
+	BRIDGE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) BRIDGE_FUZZ_REPORT=var/test/fuzz-report.json \
+		$(BIN)/pytest tests/integration/test_fuzz.py -p no:cacheprovider -o timeout=0 -q
+	cat var/test/fuzz-report.json
 
 # The 1,000-order chaos run of issue 10 (database bridge_chaos, Redis index 8;
 # about 6 minutes on 2 cores). Prints a JSON verdict; exit code 1 when not clean.

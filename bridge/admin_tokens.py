@@ -1,14 +1,17 @@
 """Per-operator admin API tokens: create (shown once), list, revoke, authenticate.
 
-Only a token's SHA-256 digest is stored, so a database dump grants nothing. The
-`BRIDGE_ADMIN_TOKEN` setting keeps working as the bootstrap operator "bootstrap",
-so a fresh install can be administered before any named token exists.
+Only a token's SHA-256 digest is stored, so a database dump grants nothing. Each
+token carries a role (`bridge.domain.roles`: read < operate < admin). The
+`BRIDGE_ADMIN_TOKEN` setting keeps working as the bootstrap operator "bootstrap"
+with role `admin`, so a fresh install can be administered before any named token
+exists.
 """
 
 import hashlib
 import hmac
 import re
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bridge.db.models import AdminToken
+from bridge.domain.roles import Role
 from bridge.errors import BridgeError, InvalidOrderError, NotFoundError
 from bridge.settings import Settings
 
@@ -31,6 +35,19 @@ class TokenNameTakenError(BridgeError):
     """An active token already has this name; revoke it first."""
 
 
+@dataclass(frozen=True, slots=True)
+class Operator:
+    """Who presented a valid admin token, and what that token may do."""
+
+    name: str
+    role: Role
+
+    @property
+    def actor(self) -> str:
+        """The audit log's name for this operator."""
+        return f"admin:{self.name}"
+
+
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -41,8 +58,8 @@ def _find(session: Session, name: str) -> AdminToken | None:
     ).one_or_none()
 
 
-def create_token(session: Session, name: str) -> str:
-    """Create token `name` and return it; this is the only time it is visible.
+def create_token(session: Session, name: str, role: Role) -> str:
+    """Create token `name` with `role` and return it; the only time it is visible.
 
     A revoked name may be reused (the old row is replaced; the audit log keeps the
     history). Raises InvalidOrderError for a bad or reserved name and
@@ -61,6 +78,7 @@ def create_token(session: Session, name: str) -> str:
         row = AdminToken(name=name)
         session.add(row)
     row.token_sha256 = _digest(token)
+    row.role = role
     row.created_at = datetime.now(UTC)
     row.last_used_at = None
     row.revoked_at = None
@@ -80,6 +98,7 @@ def token_view(row: AdminToken) -> dict[str, Any]:
 
     return {
         "name": row.name,
+        "role": row.role.value,
         "state": "revoked" if row.revoked_at else "active",
         "created_at": iso(row.created_at),
         "last_used_at": iso(row.last_used_at),
@@ -108,8 +127,8 @@ def authenticate(
     presented: str | None,
     *,
     now: datetime | None = None,
-) -> str | None:
-    """The operator name `presented` belongs to, or None (unknown or revoked)."""
+) -> Operator | None:
+    """The operator `presented` belongs to, or None (unknown or revoked)."""
     if not presented:
         return None
     digest = _digest(presented)
@@ -118,7 +137,7 @@ def authenticate(
     if bootstrap is not None and hmac.compare_digest(
         digest, _digest(bootstrap.get_secret_value())
     ):
-        return BOOTSTRAP_OPERATOR
+        return Operator(BOOTSTRAP_OPERATOR, Role.ADMIN)
     # The lookup is by digest, so its timing reveals nothing about the token
     # itself; the compare below keeps the final check constant-time anyway.
     row = session.scalars(
@@ -131,4 +150,4 @@ def authenticate(
     moment = now or datetime.now(UTC)
     if row.last_used_at is None or moment - row.last_used_at >= _LAST_USED_RESOLUTION:
         row.last_used_at = moment
-    return row.name
+    return Operator(row.name, row.role)

@@ -286,7 +286,10 @@ def _call_for(
     )
     secret = services.box.decrypt_json(step.secret_body) if step.secret_body else {}
     held_by = None
-    if step.kind is StepKind.CREATE_USER and order.server_id is not None:
+    if (
+        step.kind in (StepKind.CREATE_USER, StepKind.CREATE_RESELLER)
+        and order.server_id is not None
+    ):
         held_by = _username_holder(
             session,
             order.server_id,
@@ -528,7 +531,7 @@ def _step_succeeded(order: Order, step: Step, result: StepResult) -> None:
     step.error_code = None
     step.error_message = None
     step.panel_status = None
-    if step.kind is StepKind.CREATE_USER:
+    if step.kind in (StepKind.CREATE_USER, StepKind.CREATE_RESELLER):
         # From here on the account is the bridge's: lifecycle orders may act on it.
         order.service.owns_account = True
 

@@ -2,6 +2,7 @@
 transaction, replay duplicates, and enqueue after commit."""
 
 import hashlib
+import hmac
 import json
 import uuid
 from dataclasses import dataclass
@@ -20,9 +21,13 @@ from bridge.db.models import AuditEntry, IntakeRequest, Order, Server, Service, 
 from bridge.domain.model import ACTION_PRIORITY, Action, OrderSpec, ServerState
 from bridge.domain.planner import plan
 from bridge.domain.states import LIVE_SERVICE_STATUSES, OrderStatus, ServiceStatus
-from bridge.errors import IdempotencyConflictError, InvalidOrderError
+from bridge.errors import (
+    ConfigurationError,
+    IdempotencyConflictError,
+    InvalidOrderError,
+)
 from bridge.queue import RUN_ORDER_TASK, enqueue_after_commit
-from bridge.settings import PlacementPolicy
+from bridge.settings import PlacementPolicy, Settings
 from bridge.views import order_view
 
 log = structlog.get_logger(__name__)
@@ -39,9 +44,28 @@ class IntakeResult:
 
 
 def body_digest(body: Any) -> str:
-    """SHA-256 of the canonical JSON of a parsed body (key order, spacing ignored)."""
+    """SHA-256 of the canonical JSON of a parsed body (key order, spacing ignored).
+
+    Never stored as is: `accept_order` keys it (`keyed_digest`) first.
+    """
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def keyed_digest(settings: Settings, body_sha256: str) -> str:
+    """HMAC(BRIDGE_INTAKE_DIGEST_KEY, body_sha256), the form `intake_requests` keeps.
+
+    The canonical body holds cleartext passwords and every other field of it is
+    in `orders.payload`, so a plain hash would let a database reader confirm a
+    guessed password offline; the keyed one does not. Keying the SHA-256 (not
+    the body) is what lets rows stored before the key existed be migrated.
+    """
+    key = settings.intake_digest_key
+    if key is None:
+        msg = "BRIDGE_INTAKE_DIGEST_KEY is not set"
+        raise ConfigurationError(msg)
+    secret = key.get_secret_value().encode()
+    return hmac.new(secret, body_sha256.encode(), hashlib.sha256).hexdigest()
 
 
 def accept_order(
@@ -49,15 +73,17 @@ def accept_order(
     spec: OrderSpec,
     *,
     body_sha256: str,
-    idempotency_key: str | None = None,
 ) -> IntakeResult:
     """Persist `spec` with its plan, or replay the first answer for a duplicate.
 
-    Raises IdempotencyConflictError (same id/key, other body), InvalidOrderError.
+    `body_sha256` is `body_digest()` of the request; only its keyed form is stored.
+    Duplicates are found by `order_id` alone: it is inside the signed body, while
+    an `Idempotency-Key` header is not signed, so the API ignores that header
+    (design.md §5: no unsigned header changes what is stored).
+    Raises IdempotencyConflictError (same order_id, other body), InvalidOrderError.
     """
+    digest = keyed_digest(services.settings, body_sha256)
     keys = [f"order:{spec.order_id}"]
-    if idempotency_key:
-        keys.append(f"key:{idempotency_key}")
     for _ in range(_CONCURRENT_TWIN_RETRIES):
         try:
             with services.sessions.begin() as session:
@@ -67,7 +93,7 @@ def accept_order(
                 # A twin that committed after this select is caught by the
                 # unique keys at our commit (IntegrityError -> replay below).
                 existing = _select_service(session, spec.service_id)
-                replay = _find_replay(session, keys, body_sha256)
+                replay = _find_replay(session, keys, digest)
                 if replay is not None:
                     return IntakeResult(replay, created=False)
                 response = _persist(
@@ -75,7 +101,7 @@ def accept_order(
                     session,
                     spec,
                     keys=keys,
-                    body_sha256=body_sha256,
+                    digest=digest,
                     existing=existing,
                 )
         except IntegrityError:
@@ -90,13 +116,12 @@ def accept_order(
 
 
 def _find_replay(
-    session: Session, keys: list[str], body_sha256: str
+    session: Session, keys: list[str], digest: str
 ) -> dict[str, Any] | None:
     rows = session.scalars(select(IntakeRequest).where(IntakeRequest.key.in_(keys)))
     for row in rows:
-        if row.body_sha256 != body_sha256:
-            field = "order_id" if row.key.startswith("order:") else "Idempotency-Key"
-            msg = f"{field} already used with a different body"
+        if not hmac.compare_digest(row.body_digest, digest):
+            msg = "order_id already used with a different body"
             raise IdempotencyConflictError(msg)
         return row.response
     return None
@@ -108,7 +133,7 @@ def _persist(
     spec: OrderSpec,
     *,
     keys: list[str],
-    body_sha256: str,
+    digest: str,
     existing: Service | None,
 ) -> dict[str, Any]:
     settings = services.settings
@@ -143,7 +168,9 @@ def _persist(
         enqueued_at=now,
     )
     session.add(order)
-    for position, planned in enumerate(plan(spec, username=service.username)):
+    for position, planned in enumerate(
+        plan(spec, username=service.username, role=service.account_role)
+    ):
         session.add(
             Step(
                 order=order,
@@ -177,7 +204,7 @@ def _persist(
         session.add(
             IntakeRequest(
                 key=key,
-                body_sha256=body_sha256,
+                body_digest=digest,
                 order_uuid=order.id,
                 response=response,
                 expires_at=expires,
@@ -233,6 +260,7 @@ def _prepare_service(
             )
         service.status = ServiceStatus.PENDING
         service.username = account.username
+        service.account_role = account.role
         service.domain = spec.domain
         service.package = account.package
         service.suspension_reason = None
@@ -284,13 +312,17 @@ def _public_payload(spec: OrderSpec) -> dict[str, Any]:
         "paid_until": spec.paid_until.isoformat() if spec.paid_until else None,
         "reason": spec.reason.value if spec.reason else None,
         "package": spec.package,
+        "force": spec.force,
     }
     if spec.account is not None:
         payload["account"] = {
             "username": spec.account.username,
             "email": spec.account.email,
             "package": spec.account.package,
+            "role": spec.account.role.value,
         }
+        if spec.account.limits:
+            payload["account"]["limits"] = dict(spec.account.limits)
     if spec.mailboxes:
         payload["mailboxes"] = [
             {"local_part": m.local_part, "quota_mb": m.quota_mb} for m in spec.mailboxes

@@ -107,7 +107,7 @@ RULES: dict[Answer, Rule] = {
 _MAYBE_EXECUTED = frozenset({Answer.UNKNOWN, Answer.INTERNAL})
 
 # Step kinds whose desired state is "absent": a 404 means done.
-_DELETES = frozenset({StepKind.DELETE_USER})
+_DELETES = frozenset({StepKind.DELETE_USER, StepKind.DELETE_RESELLER})
 
 
 def rule(answer: Answer, *, keyed: bool) -> Rule:

@@ -11,6 +11,7 @@ import secrets
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -53,6 +54,10 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = None
     intake_secret: SecretStr | None = None
     admin_token: SecretStr | None = None
+    # Keys the intake duplicate-check digest (an HMAC, so a database reader cannot
+    # test password guesses against it). Deliberately not BRIDGE_SECRET_KEY: that
+    # one rotates, and duplicate detection must survive a rotation.
+    intake_digest_key: SecretStr | None = None
     callback_secret: SecretStr | None = None
     billing_callback_url: str | None = None
     callback_allowed_origins: CommaList = ()
@@ -121,6 +126,16 @@ class Settings(BaseSettings):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
+    @field_validator("billing_callback_url")
+    @classmethod
+    def _no_credentials_in_callback_url(cls, value: str | None) -> str | None:
+        # Every order stores its callback URL and the admin API shows it to any
+        # token holder; callbacks are HMAC-signed, so no URL credentials needed.
+        if value and "@" in urlsplit(value).netloc:
+            msg = "credentials (user:password@) are not allowed in the URL"
+            raise ValueError(msg)
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _check_database_url(cls, value: str) -> str:
@@ -155,7 +170,7 @@ class Settings(BaseSettings):
 
 # Secrets a process needs; production refuses to start without them, development
 # generates them once under var_dir so `make run` works on a fresh machine.
-_REQUIRED_SECRETS = ("secret_key", "intake_secret", "admin_token")
+_REQUIRED_SECRETS = ("secret_key", "intake_secret", "admin_token", "intake_digest_key")
 DEV_SECRETS_FILE = "dev-secrets.json"
 
 

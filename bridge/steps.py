@@ -40,17 +40,23 @@ STEP_OPERATIONS: dict[StepKind, str] = {
     StepKind.DELETE_USER: "delete_user",
     StepKind.CHANGE_PACKAGE: "change_package",
     StepKind.CHANGE_PASSWORD: "change_password",
+    StepKind.CREATE_RESELLER: "create_reseller",
+    StepKind.SET_RESELLER_LIMITS: "set_reseller_limits",
+    StepKind.DELETE_RESELLER: "delete_reseller",
 }
 # Kinds that create something and can therefore find it by natural key. Every
 # non-keyed kind must be here: its unknown outcomes are settled by a read.
 READABLE_KINDS = frozenset(
     {
         StepKind.CREATE_USER,
+        StepKind.CREATE_RESELLER,
         StepKind.CREATE_DOMAIN,
         StepKind.ISSUE_SSL,
         StepKind.CREATE_MAILBOX,
     }
 )
+# The panel role each account-creating kind makes: adoption accepts only that one.
+_ACCOUNT_ROLES = {StepKind.CREATE_USER: "user", StepKind.CREATE_RESELLER: "reseller"}
 # Namespace of the key of the password sent to an adopted user: derived from the
 # step's own uuid4 key, so retries of that step replay it and no two steps share it.
 _ADOPT_PASSWORD_NS = uuid.UUID("5b0a9d1e-6f43-4c7e-9a55-2f1f3f6f0a11")
@@ -97,6 +103,10 @@ class ConflictError(Exception):
     """The resource exists on the panel but is not provably this order's."""
 
 
+class ResellerHasUsersError(Exception):
+    """Terminating this reseller would delete its users; the order did not force."""
+
+
 def execute(client: PanelClient, call: StepCall) -> StepResult:
     """Run one try of a step and name its answer (never raises a panel error)."""
     absent = False
@@ -114,6 +124,8 @@ def execute(client: PanelClient, call: StepCall) -> StepResult:
             result = _reconcile_exists(client, call, exc)
     except ConflictError as exc:
         result = _failed(Answer.CONFLICT, "conflict", str(exc), 409)
+    except ResellerHasUsersError as exc:
+        result = _failed(Answer.REJECTED, "reseller_has_users", str(exc), 422)
     except (PanelError, RateLimitedError, RateLimiterUnavailableError) as exc:
         result = _from_error(call.kind, exc)
         if call.read_first and not absent:
@@ -193,8 +205,43 @@ def _send(client: PanelClient, call: StepCall) -> PanelResponse:  # noqa: PLR091
             return client.change_password(
                 params["username"], secret["password"], idempotency_key=key
             )
+        case StepKind.CREATE_RESELLER:
+            return client.create_reseller(
+                body["username"],
+                body["email"],
+                secret["password"],
+                body["package"],
+                idempotency_key=key,
+            )
+        case StepKind.SET_RESELLER_LIMITS:
+            return client.set_reseller_limits(
+                params["username"], body, idempotency_key=key
+            )
+        case StepKind.DELETE_RESELLER:
+            _refuse_reseller_with_users(client, params["username"], body)
+            return client.delete_reseller(params["username"], idempotency_key=key)
     msg = f"no executor for step kind {call.kind}"
     raise ValueError(msg)
+
+
+def _refuse_reseller_with_users(
+    client: PanelClient, username: str, body: Mapping[str, Any]
+) -> None:
+    """Deleting a reseller deletes its users: only when the order says force."""
+    if body.get("force"):
+        return
+    try:
+        users = client.list_reseller_users(username).items
+    except PanelNotFoundError:
+        return  # already gone: the delete's 404 says "done"
+    names = sorted(str(u.get("username")) for u in users)
+    if names:
+        shown = ", ".join(names[:20]) + (" ..." if len(names) > 20 else "")  # noqa: PLR2004
+        msg = (
+            f"reseller {username!r} still has {len(names)} user(s): {shown}; "
+            'post the terminate with "force": true to delete them too'
+        )
+        raise ResellerHasUsersError(msg)
 
 
 def _as_dict(data: Any) -> dict[str, Any]:
@@ -225,7 +272,7 @@ def _adopt(client: PanelClient, call: StepCall, found: dict[str, Any]) -> StepRe
     """Take over a resource the read proved ours (a pending certificate is polled)."""
     if call.kind is StepKind.ISSUE_SSL:
         return replace(_ssl_state(found), adopted=True)
-    if call.kind is StepKind.CREATE_USER:
+    if call.kind in _ACCOUNT_ROLES:
         # Billing ordered this password: an adopted account never keeps an old one.
         try:
             client.change_password(
@@ -267,7 +314,7 @@ def _read(client: PanelClient, call: StepCall) -> dict[str, Any] | None:
     """
     try:
         match call.kind:
-            case StepKind.CREATE_USER:
+            case StepKind.CREATE_USER | StepKind.CREATE_RESELLER:
                 return _match_user(client, call)
             case StepKind.CREATE_DOMAIN:
                 return _match_domain(client, call.body)
@@ -292,7 +339,8 @@ def _match_user(client: PanelClient, call: StepCall) -> dict[str, Any]:
         )
     user = _as_dict(client.get_user(name).data)
     role = str(user.get("role", "user"))
-    if role != "user":
+    if role != _ACCOUNT_ROLES[call.kind]:
+        # Never an admin; a reseller only when the order asked for one.
         raise ConflictError(f"user {name!r} exists on the panel with role {role!r}")
     same_email = str(user.get("email", "")).lower() == str(body["email"]).lower()
     if not (same_email and user.get("package") == body["package"]):

@@ -5,7 +5,7 @@ bare `alembic` command, from BRIDGE_DATABASE_URL via the settings.
 """
 
 from alembic import context
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 
 from bridge.db import models  # noqa: F401 - registers the tables on the metadata
 from bridge.db.base import metadata
@@ -36,6 +36,14 @@ def run_migrations_offline() -> None:
 
 def run_migrations_online() -> None:
     engine = make_engine(_url())
+    try:
+        _run_on(engine)
+    finally:
+        # Also when a revision fails: no pooled connection outlives the run.
+        engine.dispose()
+
+
+def _run_on(engine: Engine) -> None:
     with engine.connect() as connection:
         is_pg = connection.dialect.name == "postgresql"
         if is_pg:
@@ -55,7 +63,6 @@ def run_migrations_online() -> None:
         if is_pg:
             connection.execute(text("SELECT pg_advisory_unlock(727271)"))
             connection.commit()
-    engine.dispose()
 
 
 if context.is_offline_mode():

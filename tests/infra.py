@@ -16,6 +16,7 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/1"
 
 INTAKE_SECRET = "test-intake-secret"
 ADMIN_TOKEN = "test-admin-token"
+INTAKE_DIGEST_KEY = "test-intake-digest-key"
 
 
 def suite_database_url() -> str:
@@ -77,6 +78,7 @@ def make_test_settings(var_dir: Path, **overrides: object) -> Settings:
         "secret_key": Fernet.generate_key().decode(),
         "intake_secret": INTAKE_SECRET,
         "admin_token": ADMIN_TOKEN,
+        "intake_digest_key": INTAKE_DIGEST_KEY,
         "log_format": "console",
         "dispatch_interval": 0.2,
         "lease_seconds": 5,

@@ -29,7 +29,7 @@ class PanelApi:
         email: str | None = None,
         package: str = "default",
         role: str = "user",
-        password: str = "made-by-hand-1",
+        password: str = "made-by-hand-1",  # noqa: S107 - a test account
         token: str | None = None,
     ) -> dict[str, Any]:
         body = {

@@ -8,17 +8,18 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Path, Query, status
 
 from bridge import audit
 from bridge.api import admin_servers
 from bridge.api.admin_auth import (
     AdminRoute,
     OperatorDep,
+    ReaderDep,
     ServicesDep,
-    require_operator,
 )
 from bridge.api.admin_schemas import ResolveIn, page_envelope
+from bridge.api.edge import ErrorOut
 from bridge.domain.model import Action
 from bridge.domain.states import OrderStatus
 from bridge.errors import InvalidOrderError
@@ -33,20 +34,35 @@ from bridge.ops import (
 )
 from bridge.ops.queries import MAX_PER_PAGE
 
-router = APIRouter(
-    prefix="/v1/admin",
-    tags=["admin"],
-    route_class=AdminRoute,
-    dependencies=[Depends(require_operator)],
-    responses={401: {"description": "Missing, unknown or revoked admin token"}},
-)
+router = APIRouter(prefix="/v1/admin", tags=["admin"], route_class=AdminRoute)
 router.include_router(admin_servers.router)
 
-Page = Annotated[int, Query(ge=1)]
+# Bounded so that (page - 1) * per_page always fits the database's OFFSET.
+MAX_PAGE = 1_000_000
+Page = Annotated[int, Query(ge=1, le=MAX_PAGE)]
 PerPage = Annotated[int, Query(ge=1, le=MAX_PER_PAGE)]
 Since = Annotated[
-    str | None, Query(description="ISO date/datetime, or a duration: 90d, 12h, 30m")
+    str | None,
+    Query(
+        max_length=64,
+        description="ISO date/datetime, or a duration: 90d, 12h, 30m",
+    ),
 ]
+OrderRef = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=255,
+        description="The bridge's order id, or billing's order_id",
+    ),
+]
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorOut, "description": "No such order"}
+}
+_CHANGE: dict[int | str, dict[str, Any]] = {
+    **_NOT_FOUND,
+    409: {"model": ErrorOut, "description": "Not allowed in the order's status"},
+}
 
 
 def _since(text: str | None, now: datetime) -> datetime | None:
@@ -62,9 +78,10 @@ def _since(text: str | None, now: datetime) -> datetime | None:
 @router.get("/orders")
 def get_orders(
     services: ServicesDep,
+    _: ReaderDep,
     *,
     status_: Annotated[OrderStatus | None, Query(alias="status")] = None,
-    server: str | None = None,
+    server: Annotated[str | None, Query(max_length=64)] = None,
     action: Action | None = None,
     since: Since = None,
     page: Page = 1,
@@ -85,40 +102,45 @@ def get_orders(
     return page_envelope(rows, total, page, per_page)
 
 
-@router.get("/orders/{ref}")
-def get_order(ref: str, services: ServicesDep) -> dict[str, Any]:
+@router.get("/orders/{ref}", responses=_NOT_FOUND)
+def get_order(ref: OrderRef, services: ServicesDep, _: ReaderDep) -> dict[str, Any]:
     """One order (bridge id or billing order_id): steps, attempts, panel errors."""
     with services.sessions() as session:
         return {"order": order_detail(get_order_by_ref(session, ref))}
 
 
-@router.post("/orders/{ref}/retry")
-def post_retry(ref: str, services: ServicesDep, actor: OperatorDep) -> dict[str, Any]:
+@router.post("/orders/{ref}/retry", responses=_CHANGE)
+def post_retry(
+    ref: OrderRef, services: ServicesDep, operator: OperatorDep
+) -> dict[str, Any]:
     """Queue a failed order again (4xx-refused steps get fresh keys); 409 if not
     failed or superseded by a later order of the same service."""
-    return {"order": retry_order(services, ref, actor)}
+    return {"order": retry_order(services, ref, operator.actor)}
 
 
-@router.post("/orders/{ref}/cancel")
-def post_cancel(ref: str, services: ServicesDep, actor: OperatorDep) -> dict[str, Any]:
+@router.post("/orders/{ref}/cancel", responses=_CHANGE)
+def post_cancel(
+    ref: OrderRef, services: ServicesDep, operator: OperatorDep
+) -> dict[str, Any]:
     """Cancel a queued/waiting/awaiting-capacity/failed order; 409 while running."""
-    return {"order": cancel_order(services, ref, actor)}
+    return {"order": cancel_order(services, ref, operator.actor)}
 
 
-@router.post("/orders/{ref}/resolve")
+@router.post("/orders/{ref}/resolve", responses=_CHANGE)
 def post_resolve(
-    ref: str, body: ResolveIn, services: ServicesDep, actor: OperatorDep
+    ref: OrderRef, body: ResolveIn, services: ServicesDep, operator: OperatorDep
 ) -> dict[str, Any]:
     """Mark a failed order completed (fixed by hand); the note goes to the audit."""
-    return {"order": resolve_order(services, ref, actor, body.note)}
+    return {"order": resolve_order(services, ref, operator.actor, body.note)}
 
 
 @router.get("/audit")
 def get_audit(
     services: ServicesDep,
+    _: ReaderDep,
     *,
     since: Since = None,
-    actor: str | None = None,
+    actor: Annotated[str | None, Query(max_length=128)] = None,
     order: uuid.UUID | None = None,
     page: Page = 1,
     per_page: PerPage = 50,

@@ -1,10 +1,19 @@
 """Request bodies and list envelopes of the admin API (credentials write-only)."""
 
 import math
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StrictBool,
+    StrictInt,
+)
 
+from bridge.api.schemas import HttpUrlText
 from bridge.domain.model import ServerState
 from bridge.ops import ServerChanges
 from bridge.ops.servers import CLEARABLE
@@ -24,20 +33,21 @@ class ServerIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    url: str | None = Field(default=None, max_length=512)
+    url: Annotated[HttpUrlText, Field(max_length=512)] | None = None
     api_key: SecretStr | None = None
-    username: str | None = Field(default=None, max_length=128)
+    username: str | None = Field(default=None, min_length=1, max_length=128)
     password: SecretStr | None = None
     totp_secret: SecretStr | None = None
-    force_login: bool | None = None
-    rate_limit_per_min: int | None = Field(
+    force_login: StrictBool | None = None
+    rate_limit_per_min: StrictInt | None = Field(
         default=None,
         ge=1,
         le=100_000,
         validation_alias=AliasChoices("rate_limit_per_min", "limit"),
     )
     group: str | None = Field(default=None, min_length=1, max_length=64)
-    capacity: int | None = Field(default=None, ge=0)
+    # The column is a 32-bit INTEGER.
+    capacity: StrictInt | None = Field(default=None, ge=0, le=2**31 - 1)
     ca_bundle: str | None = Field(default=None, max_length=1024)
     tls_fingerprint: str | None = Field(default=None, max_length=128)
     state: ServerState | None = None

@@ -4,13 +4,14 @@ Credentials are accepted on PUT and never returned.
 """
 
 import time
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Path, Response, status
 from fastapi.responses import JSONResponse
 
-from bridge.api.admin_auth import AdminRoute, OperatorDep, ServicesDep
+from bridge.api.admin_auth import AdminDep, AdminRoute, ReaderDep, ServicesDep
 from bridge.api.admin_schemas import ServerIn
+from bridge.api.edge import ErrorOut
 from bridge.db.servers import get_server_by_name
 from bridge.errors import RateLimitedError
 from bridge.ops import (
@@ -28,6 +29,13 @@ router = APIRouter(prefix="/servers", route_class=AdminRoute)
 # bucket is fine for an admin request, holding a threadpool thread longer is not.
 MAX_BUDGET_WAIT_SECONDS = 2.0
 
+ServerName = Annotated[
+    str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", description="Server name")
+]
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorOut, "description": "No such server"}
+}
+
 
 def _short_wait(seconds: float) -> None:
     if seconds > MAX_BUDGET_WAIT_SECONDS:
@@ -36,45 +44,69 @@ def _short_wait(seconds: float) -> None:
 
 
 @router.get("")
-def get_servers(services: ServicesDep) -> dict[str, Any]:
+def get_servers(services: ServicesDep, _: ReaderDep) -> dict[str, Any]:
     """Every server (never credentials)."""
     with services.sessions() as session:
         return {"data": list_servers(session)}
 
 
-@router.get("/{name}")
-def get_server(name: str, services: ServicesDep) -> dict[str, Any]:
+@router.get("/{name}", responses=_NOT_FOUND)
+def get_server(name: ServerName, services: ServicesDep, _: ReaderDep) -> dict[str, Any]:
     with services.sessions() as session:
         return {"server": server_detail(get_server_by_name(session, name))}
 
 
-@router.put("/{name}", responses={201: {"description": "Server added"}})
+@router.put(
+    "/{name}",
+    responses={
+        201: {"description": "Server added"},
+        404: _NOT_FOUND[404],
+    },
+)
 def put(
-    name: str, body: ServerIn, services: ServicesDep, actor: OperatorDep
+    name: ServerName, body: ServerIn, services: ServicesDep, operator: AdminDep
 ) -> JSONResponse:
     """Add server `name`, or change only the fields sent (200)."""
-    view, created = put_server(services, name, body.to_changes(), actor)
+    view, created = put_server(services, name, body.to_changes(), operator.actor)
     code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
     return JSONResponse({"server": view}, status_code=code)
 
 
-@router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT)
-def delete(name: str, services: ServicesDep, actor: OperatorDep) -> Response:
+@router.delete(
+    "/{name}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={
+        **_NOT_FOUND,
+        409: {"model": ErrorOut, "description": "Services or orders refer to it"},
+    },
+)
+def delete(name: ServerName, services: ServicesDep, operator: AdminDep) -> Response:
     """Remove an unused server; 409 while services or orders refer to it."""
-    remove_server(services, name, actor)
+    remove_server(services, name, operator.actor)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/{name}/drain")
-def post_drain(name: str, services: ServicesDep, actor: OperatorDep) -> dict[str, Any]:
+@router.post("/{name}/drain", responses=_NOT_FOUND)
+def post_drain(
+    name: ServerName, services: ServicesDep, operator: AdminDep
+) -> dict[str, Any]:
     """No new accounts on this server; existing ones are still managed."""
-    return {"server": drain_server(services, name, actor)}
+    return {"server": drain_server(services, name, operator.actor)}
 
 
-@router.post("/{name}/test")
-def post_test(name: str, services: ServicesDep, actor: OperatorDep) -> dict[str, Any]:
+@router.post(
+    "/{name}/test",
+    responses={
+        **_NOT_FOUND,
+        429: {"model": ErrorOut, "description": "The server's budget has no token"},
+        503: {"model": ErrorOut, "description": "Redis (the shared budget) is down"},
+    },
+)
+def post_test(
+    name: ServerName, services: ServicesDep, operator: AdminDep
+) -> dict[str, Any]:
     """TestConnection: reachability, TLS, auth, version, license, rate-limit headers.
 
     429 with Retry-After when the server's shared budget has no token now.
     """
-    return {"report": probe_server(services, name, actor, sleep=_short_wait)}
+    return {"report": probe_server(services, name, operator.actor, sleep=_short_wait)}

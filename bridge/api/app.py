@@ -5,12 +5,15 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 from fastapi import FastAPI, Request, Response
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bridge import __version__
 from bridge.api import admin_routes, intake_routes, metrics_routes, payments_routes
+from bridge.api.edge import EdgeRoute, RejectBadTarget, method_not_allowed
 from bridge.container import Services
 from bridge.errors import (
     IdempotencyConflictError,
@@ -26,7 +29,10 @@ log = structlog.get_logger(__name__)
 def create_app(services: Services) -> FastAPI:
     """Build the API around already-built services (tests pass their own)."""
     app = FastAPI(title="wispanel-bridge", version=__version__)
+    # Routes declared on the app itself (health) pass the same edge as the rest.
+    app.router.route_class = EdgeRoute
     app.state.services = services
+    app.add_middleware(RejectBadTarget)
 
     @app.middleware("http")
     async def bind_request_id(
@@ -52,7 +58,11 @@ def create_app(services: Services) -> FastAPI:
         """Liveness: the process answers."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"])
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        responses={503: {"description": "The database or Redis is not answering"}},
+    )
     def readyz() -> JSONResponse:
         """Readiness: the database and Redis answer."""
         checks = {"database": _check_db(services), "redis": _check_redis(services)}
@@ -67,6 +77,12 @@ def create_app(services: Services) -> FastAPI:
 
 def _install_error_handlers(app: FastAPI) -> None:
     """Map use-case errors to HTTP in one place."""
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 405:  # noqa: PLR2004 - Method Not Allowed
+            return method_not_allowed(app, request)
+        return await http_exception_handler(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def validation(_: Request, exc: RequestValidationError) -> JSONResponse:

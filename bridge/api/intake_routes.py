@@ -1,13 +1,14 @@
 """Intake endpoints for billing (HMAC-signed): post orders, read orders and services."""
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from bridge.api.edge import ErrorOut, services_of
 from bridge.api.schemas import (
     OrderEnvelope,
     OrderIn,
@@ -16,21 +17,15 @@ from bridge.api.schemas import (
     canonical_body,
     to_spec,
 )
-from bridge.api.signing import verified_body
+from bridge.api.signing import SignedRoute
 from bridge.container import Services
 from bridge.db.models import Order, Service
 from bridge.intake import accept_order, body_digest
 from bridge.views import order_view, service_view
 
-router = APIRouter(prefix="/v1", dependencies=[Depends(verified_body)], tags=["intake"])
+router = APIRouter(prefix="/v1", route_class=SignedRoute, tags=["intake"])
 
-
-def _services(request: Request) -> Services:
-    services: Services = request.app.state.services
-    return services
-
-
-ServicesDep = Annotated[Services, Depends(_services)]
+ServicesDep = Annotated[Services, Depends(services_of)]
 
 
 @router.post(
@@ -39,32 +34,28 @@ ServicesDep = Annotated[Services, Depends(_services)]
     response_model=OrderEnvelope,
     responses={
         200: {"model": OrderEnvelope, "description": "Duplicate: the first answer"},
-        401: {"description": "Missing/bad signature or timestamp"},
-        409: {"description": "Same order_id or Idempotency-Key, different body"},
-        413: {"description": "Body over the size limit"},
-        422: {"description": "Invalid order (field-level detail)"},
+        409: {"model": ErrorOut, "description": "Same order_id, different body"},
     },
 )
-def post_order(
-    body: OrderIn,
-    services: ServicesDep,
-    idempotency_key: Annotated[
-        str | None, Header(alias="Idempotency-Key", max_length=255)
-    ] = None,
-) -> JSONResponse:
-    """Accept an order: persisted with its whole plan before this answers."""
+def post_order(body: OrderIn, services: ServicesDep) -> JSONResponse:
+    """Accept an order: persisted with its whole plan before this answers.
+
+    A repeat of an `order_id` with the same body replays the first answer (200).
+    An `Idempotency-Key` header is ignored: it is not covered by the signature.
+    """
     result = accept_order(
-        services,
-        to_spec(body),
-        body_sha256=body_digest(canonical_body(body)),
-        idempotency_key=idempotency_key,
+        services, to_spec(body), body_sha256=body_digest(canonical_body(body))
     )
     code = status.HTTP_202_ACCEPTED if result.created else status.HTTP_200_OK
     return JSONResponse(result.response, status_code=code)
 
 
-@router.get("/orders/{order_uuid}", response_model=OrderEnvelope)
-def get_order(order_uuid: uuid.UUID, services: ServicesDep) -> dict[str, object]:
+@router.get(
+    "/orders/{order_uuid}",
+    response_model=OrderEnvelope,
+    responses={404: {"model": ErrorOut, "description": "No such order"}},
+)
+def get_order(order_uuid: uuid.UUID, services: ServicesDep) -> dict[str, Any]:
     """An order by the bridge's id: status, steps, attempts, last error."""
     with services.sessions() as session:
         order = session.scalars(
@@ -80,7 +71,7 @@ def get_order(order_uuid: uuid.UUID, services: ServicesDep) -> dict[str, object]
 @router.get("/orders", response_model=OrderList)
 def find_orders(
     services: ServicesDep, order_id: Annotated[str, Query(max_length=255)]
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """Orders by billing's order_id (zero or one)."""
     with services.sessions() as session:
         orders = session.scalars(
@@ -91,8 +82,14 @@ def find_orders(
         return {"orders": [order_view(o) for o in orders]}
 
 
-@router.get("/services/{service_id}", response_model=ServiceEnvelope)
-def get_service(service_id: str, services: ServicesDep) -> dict[str, object]:
+@router.get(
+    "/services/{service_id}",
+    response_model=ServiceEnvelope,
+    responses={404: {"model": ErrorOut, "description": "No such service"}},
+)
+def get_service(
+    service_id: Annotated[str, Path(max_length=128)], services: ServicesDep
+) -> dict[str, Any]:
     """A service as the bridge knows it."""
     with services.sessions() as session:
         service = session.get(Service, service_id)

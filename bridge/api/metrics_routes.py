@@ -20,6 +20,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import func, or_, select
 
+from bridge.api.edge import EdgeRoute
 from bridge.container import Services
 from bridge.db.models import Order, Server
 from bridge.db.orders import LIVE_STATUSES
@@ -28,7 +29,7 @@ from bridge.errors import BridgeError
 from bridge.fleet import panel_config
 from bridge.panel.client import bucket_key
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=EdgeRoute)
 
 _LISTED = (*LIVE_STATUSES, OrderStatus.AWAITING_CAPACITY, OrderStatus.FAILED)
 

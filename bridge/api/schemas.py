@@ -1,11 +1,28 @@
-"""The public intake contract: order bodies by action (pydantic, field-level 422s)."""
+"""The public intake contract: order bodies by action (pydantic, field-level 422s).
 
+Where the JSON type carries meaning the field is strict: `true` is not a quota and
+`0` is not a day (pydantic's lax mode would read them as 1 and 1970-01-01).
+"""
+
+import re
 from datetime import date
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StrictBool,
+    StrictInt,
+    model_validator,
+)
 
 from bridge.domain.model import (
+    AccountRole,
     AccountSpec,
     Action,
     MailboxSpec,
@@ -22,9 +39,59 @@ PRINTABLE_ID = r"^[\x21-\x7e]{1,255}$"
 
 Password = Annotated[SecretStr, Field(min_length=8, max_length=128)]
 
+_ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$", re.ASCII)
+
+
+def _iso_day(value: object) -> object:
+    # Only the text form: pydantic would read a number as a Unix timestamp.
+    if not isinstance(value, str) or not _ISO_DAY.match(value):
+        msg = "expected a date as YYYY-MM-DD"
+        raise ValueError(msg)
+    return value
+
+
+IsoDay = Annotated[date, BeforeValidator(_iso_day)]
+
+
+def _http_url(value: str) -> str:
+    """An http(s) URL with a host and a valid port, and no credentials in it."""
+    parts = urlsplit(value)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        msg = "expected an http:// or https:// URL with a host"
+        raise ValueError(msg)
+    try:
+        parts.port  # noqa: B018 - urlsplit checks the port only when asked
+    except ValueError:
+        msg = "invalid port"
+        raise ValueError(msg) from None
+    if parts.username is not None or parts.password is not None:
+        # It would be stored and shown by the admin API; credentials belong in
+        # the callback signature, not the URL.
+        msg = "credentials (user:password@) are not allowed in the URL"
+        raise ValueError(msg)
+    return value
+
+
+HttpUrlText = Annotated[str, Field(max_length=2048), AfterValidator(_http_url)]
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
+
+
+LimitValue = Annotated[StrictInt, Field(ge=-1, le=2**31 - 1)]
+
+
+class ResellerLimitsIn(_Strict):
+    """A reseller's limits (wispanel-api.md §7.10); -1 = unlimited."""
+
+    max_users: LimitValue | None = None
+    max_domains: LimitValue | None = None
+    max_databases: LimitValue | None = None
+    max_email_accounts: LimitValue | None = None
+    max_ftp_accounts: LimitValue | None = None
+    disk_quota_mb: LimitValue | None = None
+    bandwidth_quota_mb: LimitValue | None = None
 
 
 class AccountIn(_Strict):
@@ -32,12 +99,26 @@ class AccountIn(_Strict):
     email: str = Field(pattern=EMAIL, max_length=254)
     password: Password
     package: str = Field(pattern=PACKAGE)
+    role: AccountRole = Field(
+        default=AccountRole.USER,
+        description="reseller: created through /resellers (admin credential)",
+    )
+    limits: ResellerLimitsIn | None = Field(default=None, description="reseller only")
+
+    @model_validator(mode="after")
+    def _limits_for_resellers(self) -> "AccountIn":
+        if self.limits is not None and self.role is not AccountRole.RESELLER:
+            msg = "limits are only for role reseller"
+            raise ValueError(msg)
+        return self
 
 
 class MailboxIn(_Strict):
     local_part: str = Field(pattern=LOCAL_PART)
     password: Password
-    quota_mb: int = Field(default=0, ge=0, le=10_000_000, description="0 = unlimited")
+    quota_mb: StrictInt = Field(
+        default=0, ge=0, le=10_000_000, description="0 = unlimited"
+    )
 
 
 class _OrderBase(_Strict):
@@ -45,15 +126,15 @@ class _OrderBase(_Strict):
         pattern=PRINTABLE_ID, description="Billing's id of this request"
     )
     service_id: str = Field(pattern=r"^[\x21-\x7e]{1,128}$")
-    callback_url: str | None = Field(default=None, max_length=2048)
-    paid_until: date | None = None
+    callback_url: HttpUrlText | None = None
+    paid_until: IsoDay | None = None
 
 
 class CreateOrderIn(_OrderBase):
     action: Literal["create"]
     account: AccountIn
     domain: str | None = Field(default=None, pattern=DOMAIN, max_length=253)
-    ssl: bool = False
+    ssl: StrictBool = False
     mailboxes: list[MailboxIn] = Field(default_factory=list, max_length=100)
     server: str | None = Field(default=None, max_length=64)
     server_group: str | None = Field(default=None, max_length=64)
@@ -77,6 +158,10 @@ class UnsuspendOrderIn(_OrderBase):
 
 class TerminateOrderIn(_OrderBase):
     action: Literal["terminate"]
+    force: StrictBool = Field(
+        default=False,
+        description="terminate a reseller even though it still has users",
+    )
 
 
 class ChangePackageOrderIn(_OrderBase):
@@ -118,6 +203,14 @@ def to_spec(body: BaseModel) -> OrderSpec:
                 email=body.account.email,
                 password=body.account.password.get_secret_value(),
                 package=body.account.package,
+                role=body.account.role,
+                limits=tuple(
+                    (name, value)
+                    for name, value in (
+                        body.account.limits.model_dump() if body.account.limits else {}
+                    ).items()
+                    if value is not None
+                ),
             ),
             domain=body.domain,
             ssl=body.ssl,
@@ -134,6 +227,8 @@ def to_spec(body: BaseModel) -> OrderSpec:
         return OrderSpec(**common, package=body.package)
     if isinstance(body, ChangePasswordOrderIn):
         return OrderSpec(**common, password=body.password.get_secret_value())
+    if isinstance(body, TerminateOrderIn):
+        return OrderSpec(**common, force=body.force)
     return OrderSpec(**common)
 
 

@@ -1,15 +1,25 @@
-"""HMAC request signatures of the intake API (design.md §5), as a FastAPI dependency.
+"""HMAC request signatures of the billing-facing API (design.md §5): `SignedRoute`.
 
 Signed string: "<timestamp>.<METHOD>.<path and query>.<raw body>" with
-BRIDGE_INTAKE_SECRET; headers X-Bridge-Timestamp and X-Bridge-Signature: sha256=<hex>.
+BRIDGE_INTAKE_SECRET; headers X-Bridge-Timestamp (Unix seconds) and
+X-Bridge-Signature: sha256=<hex>. The signature is checked on the raw bytes before
+anything parses them, so an unsigned request gets 401 whatever its body holds.
+No other header is signed, and none changes what is stored (an `Idempotency-Key`
+header is ignored: duplicates are found by the signed body's `order_id`).
 """
 
 import hashlib
 import hmac
+import re
+from typing import Any, ClassVar
 
 from fastapi import HTTPException, Request, status
 
-from bridge.container import Services
+from bridge.api.edge import EdgeRoute, ErrorOut, services_of
+
+# ASCII digits only (str.isdigit() accepts "²", which int() refuses), and few
+# enough of them that int() and the skew arithmetic stay cheap and finite.
+_TIMESTAMP = re.compile(r"^[0-9]{1,12}$")
 
 
 def request_target(request: Request) -> str:
@@ -31,20 +41,13 @@ def _unauthorized(reason: str) -> HTTPException:
     return HTTPException(status.HTTP_401_UNAUTHORIZED, detail=reason)
 
 
-async def verified_body(request: Request) -> bytes:
-    """Read the raw body (size-capped) and check the signature; 401/413 otherwise."""
-    services: Services = request.app.state.services
+def verify_signature(request: Request, body: bytes) -> None:
+    """Raise 401 unless the request carries a fresh, valid signature of `body`."""
+    services = services_of(request)
     settings = services.settings
-    limit = settings.intake_max_body_bytes
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, detail="body too large")
-    body = await request.body()
-    if len(body) > limit:
-        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, detail="body too large")
     timestamp = request.headers.get("x-bridge-timestamp", "")
     sent = request.headers.get("x-bridge-signature", "")
-    if not timestamp.isdigit() or not sent:
+    if not _TIMESTAMP.match(timestamp) or not sent:
         raise _unauthorized("missing or malformed signature headers")
     skew = abs(services.clock().timestamp() - int(timestamp))
     if skew > settings.intake_max_skew_seconds:
@@ -59,6 +62,18 @@ async def verified_body(request: Request) -> bytes:
         request_target(request),
         body,
     )
-    if not hmac.compare_digest(expected.encode(), sent.encode()):
+    # Header values are latin-1 text; encoding both sides the same way keeps
+    # compare_digest on bytes (it refuses non-ASCII str).
+    if not hmac.compare_digest(expected.encode(), sent.encode("latin-1")):
         raise _unauthorized("bad signature")
-    return body
+
+
+class SignedRoute(EdgeRoute):
+    """A billing-facing route: HMAC-signed requests only (401 otherwise)."""
+
+    auth_responses: ClassVar[dict[int | str, dict[str, Any]]] = {
+        401: {"model": ErrorOut, "description": "Missing/bad signature or timestamp"},
+    }
+
+    async def authorize(self, request: Request, body: bytes) -> None:
+        verify_signature(request, body)

@@ -9,6 +9,7 @@ from bridge.cli.context import CliContext
 from bridge.cli.operator import cell, cli_actor, styled
 from bridge.cli.orders_ops import optional_moment
 from bridge.cli.output import emit_json, emit_table
+from bridge.domain.roles import Role
 from bridge.ops import issue_token, list_tokens, revoke_token
 
 _JSON = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -26,13 +27,25 @@ def tokens() -> None:
 
 @tokens.command("create")
 @click.argument("name")
+@click.option(
+    "--role",
+    type=click.Choice([r.value for r in Role]),
+    default=Role.READ.value,
+    show_default=True,
+    help="read: list/show/audit; operate: also retry/cancel/resolve/sweeps; "
+    "admin: also servers, tokens, secrets.",
+)
 @click.pass_obj
-def create(obj: CliContext, name: str) -> None:
-    """Create token NAME and print it once (it cannot be shown again)."""
-    token = issue_token(obj.services, name, cli_actor())
+def create(obj: CliContext, name: str, role: str) -> None:
+    """Create token NAME and print it once (it cannot be shown again).
+
+    The role defaults to `read`: least privilege unless asked for more.
+    """
+    token = issue_token(obj.services, name, cli_actor(), role=Role(role))
     click.echo(token)
     click.echo(
-        f"admin token {name!r} created; store it now, it is not shown again", err=True
+        f"admin token {name!r} ({role}) created; store it now, it is not shown again",
+        err=True,
     )
 
 
@@ -47,10 +60,11 @@ def list_cmd(obj: CliContext, as_json: bool) -> None:
         return
     emit_table(
         "admin tokens",
-        ["name", "state", "created", "last used", "revoked"],
+        ["name", "role", "state", "created", "last used", "revoked"],
         [
             [
                 cell(r["name"]),
+                r["role"],
                 styled(r["state"]),
                 (r["created_at"] or "")[:19],
                 (r["last_used_at"] or "")[:19],

@@ -172,12 +172,14 @@ def list_cmd(obj: CliContext, as_json: bool) -> None:
     columns = ["name", "url", "auth_mode", "group", "state", "rate_limit_per_min"]
     emit_table(
         "servers",
-        [*columns, "capacity", "license"],
+        [*columns, "capacity", "license", "credentials"],
         [
             [
                 *(styled(r[c]) if c == "state" else cell(r[c]) for c in columns),
                 r["capacity"],
                 r["license_max_users"],
+                # Orders wait with panel_auth until `servers test` or `edit`.
+                "REJECTED" if r["auth_error"] else "ok",
             ]
             for r in rows
         ],

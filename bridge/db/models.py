@@ -32,6 +32,7 @@ from bridge.db.base import (
     str_enum,
 )
 from bridge.domain.model import (
+    AccountRole,
     Action,
     AuthMode,
     CallbackStatus,
@@ -40,6 +41,7 @@ from bridge.domain.model import (
     StepKind,
     SuspendReason,
 )
+from bridge.domain.roles import Role
 from bridge.domain.states import OrderStatus, ServiceStatus, StepStatus, WaitReason
 
 _ACTIVE_ORDER_STATUSES = "status IN ('queued', 'running', 'waiting')"
@@ -124,6 +126,12 @@ class Service(Base):
     # account; lifecycle orders act only on such services.
     owns_account: Mapped[bool] = mapped_column(
         Boolean, default=False, server_default=false()
+    )
+    # A hosting user or a reseller: decides the endpoints of its terminate.
+    account_role: Mapped[AccountRole] = mapped_column(
+        str_enum(AccountRole, 16),
+        default=AccountRole.USER,
+        server_default=AccountRole.USER.value,
     )
     # Bumped under a row lock at intake: orders of one service run in posting order.
     order_seq: Mapped[int] = mapped_column(Integer, default=0)
@@ -248,7 +256,9 @@ class IntakeRequest(Base):
     __tablename__ = "intake_requests"
 
     key: Mapped[str] = mapped_column(String(300), primary_key=True)
-    body_sha256: Mapped[str] = mapped_column(String(64))
+    # HMAC-SHA256(BRIDGE_INTAKE_DIGEST_KEY, sha256(canonical body)), hex: keyed so
+    # that a database reader cannot confirm a guessed password in the body.
+    body_digest: Mapped[str] = mapped_column(String(64))
     order_uuid: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("orders.id", ondelete="CASCADE"), index=True
     )
@@ -276,13 +286,14 @@ class AuditEntry(Base):
 
 
 class AdminToken(Base):
-    """A named operator's admin API token (stored as a SHA-256 digest)."""
+    """A named operator's admin API token (stored as a SHA-256 digest) and role."""
 
     __tablename__ = "admin_tokens"
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     name: Mapped[str] = mapped_column(String(64), unique=True)
     token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[Role] = mapped_column(str_enum(Role, 16))
     created_at: Mapped[CreatedAt]
     last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())

@@ -32,6 +32,7 @@ from bridge.db.orders import BLOCKING_STATUSES
 from bridge.domain.dues import day_start, due_cutoff, due_date, sweep_order_id
 from bridge.domain.model import (
     ACTION_PRIORITY,
+    AccountRole,
     Action,
     OrderSpec,
     RequestedBy,
@@ -66,6 +67,7 @@ class DueService:
     order_seq: int
     due_date: date
     sort_key: SortKey
+    role: AccountRole = AccountRole.USER
 
 
 def _sort_column(action: Action) -> Any:
@@ -110,6 +112,7 @@ def due_services(target: SweepTarget) -> Select[Any]:
             Service.username,
             Service.order_seq,
             column,
+            Service.account_role,
         )
         .join(Server, Server.id == Service.server_id)
         .where(*_due_filter(target))
@@ -164,7 +167,7 @@ def find_due(
 
 
 def _due_service(target: SweepTarget, row: Any) -> DueService:
-    service_id, server_id, server, username, order_seq, sort_value = row
+    service_id, server_id, server, username, order_seq, sort_value, role = row
     base = sort_value
     if isinstance(sort_value, datetime):
         base = sort_value.astimezone(UTC).date()
@@ -176,6 +179,7 @@ def _due_service(target: SweepTarget, row: Any) -> DueService:
         order_seq=order_seq,
         due_date=due_date(base, target.grace_days),
         sort_key=(sort_value, service_id),
+        role=role,
     )
 
 
@@ -291,5 +295,7 @@ def _step_rows(
             "secret_body": None,
             "idempotency_key": str(uuid.uuid4()),
         }
-        for position, step in enumerate(plan(spec, username=due.username))
+        for position, step in enumerate(
+            plan(spec, username=due.username, role=due.role)
+        )
     ]

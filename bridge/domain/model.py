@@ -36,6 +36,28 @@ class StepKind(StrEnum):
     DELETE_USER = "delete_user"
     CHANGE_PACKAGE = "change_package"
     CHANGE_PASSWORD = "change_password"  # noqa: S105 - a step kind
+    CREATE_RESELLER = "create_reseller"
+    SET_RESELLER_LIMITS = "set_reseller_limits"
+    DELETE_RESELLER = "delete_reseller"
+
+
+class AccountRole(StrEnum):
+    """What a create order provisions: a hosting user or a reseller account."""
+
+    USER = "user"
+    RESELLER = "reseller"
+
+
+# A reseller's limits billing may set (wispanel-api.md §7.10); -1 = unlimited.
+RESELLER_LIMITS = (
+    "max_users",
+    "max_domains",
+    "max_databases",
+    "max_email_accounts",
+    "max_ftp_accounts",
+    "disk_quota_mb",
+    "bandwidth_quota_mb",
+)
 
 
 class RequestedBy(StrEnum):
@@ -74,6 +96,8 @@ class AccountSpec:
     email: str
     password: str
     package: str
+    role: AccountRole = AccountRole.USER
+    limits: tuple[tuple[str, int], ...] = ()  # resellers only
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +125,7 @@ class OrderSpec:
     reason: SuspendReason | None = None
     package: str | None = None
     password: str | None = None
+    force: bool = False  # terminate a reseller that still has users
     requested_by: RequestedBy = RequestedBy.BILLING
 
 

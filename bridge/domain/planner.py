@@ -4,13 +4,28 @@ Secrets (passwords) are split from the bodies so the caller can store them encry
 and wipe them once the step that needs them has succeeded.
 """
 
-from bridge.domain.model import Action, OrderSpec, PlannedStep, StepKind
+from typing import Any
+
+from bridge.domain.model import (
+    AccountRole,
+    AccountSpec,
+    Action,
+    OrderSpec,
+    PlannedStep,
+    StepKind,
+)
 
 
-def plan(spec: OrderSpec, *, username: str | None = None) -> tuple[PlannedStep, ...]:
+def plan(
+    spec: OrderSpec,
+    *,
+    username: str | None = None,
+    role: AccountRole = AccountRole.USER,
+) -> tuple[PlannedStep, ...]:
     """Return the steps for `spec` in execution order (only what it asks for).
 
-    `username` is the service's panel account, needed by every action but create.
+    `username` and `role` are the service's panel account, needed by every action
+    but create.
     """
     if spec.action is Action.CREATE:
         return _plan_create(spec)
@@ -23,7 +38,7 @@ def plan(spec: OrderSpec, *, username: str | None = None) -> tuple[PlannedStep, 
         case Action.UNSUSPEND:
             return (PlannedStep(StepKind.UNSUSPEND_USER, username_param),)
         case Action.TERMINATE:
-            return (PlannedStep(StepKind.DELETE_USER, username_param),)
+            return (_terminate(spec, username_param, role),)
         case Action.CHANGE_PACKAGE:
             body = {"package": _required(spec.package)}
             return (PlannedStep(StepKind.CHANGE_PACKAGE, username_param, body),)
@@ -39,18 +54,7 @@ def _plan_create(spec: OrderSpec) -> tuple[PlannedStep, ...]:
     if account is None:
         msg = "create needs an account"
         raise ValueError(msg)
-    steps = [
-        PlannedStep(
-            StepKind.CREATE_USER,
-            {},
-            {
-                "username": account.username,
-                "email": account.email,
-                "package": account.package,
-            },
-            {"password": account.password},
-        )
-    ]
+    steps = _account_steps(account)
     if spec.domain:
         steps.append(
             PlannedStep(
@@ -81,6 +85,36 @@ def _plan_create(spec: OrderSpec) -> tuple[PlannedStep, ...]:
             for box in spec.mailboxes
         )
     return tuple(steps)
+
+
+def _terminate(
+    spec: OrderSpec, username_param: dict[str, str], role: AccountRole
+) -> PlannedStep:
+    if role is AccountRole.RESELLER:
+        force: dict[str, Any] = {"force": spec.force}
+        return PlannedStep(StepKind.DELETE_RESELLER, username_param, force)
+    return PlannedStep(StepKind.DELETE_USER, username_param)
+
+
+def _account_steps(account: AccountSpec) -> list[PlannedStep]:
+    body = {
+        "username": account.username,
+        "email": account.email,
+        "package": account.package,
+    }
+    secret = {"password": account.password}
+    if account.role is AccountRole.USER:
+        return [PlannedStep(StepKind.CREATE_USER, {}, body, secret)]
+    steps = [PlannedStep(StepKind.CREATE_RESELLER, {}, body, secret)]
+    if account.limits:
+        steps.append(
+            PlannedStep(
+                StepKind.SET_RESELLER_LIMITS,
+                {"username": account.username},
+                dict(account.limits),
+            )
+        )
+    return steps
 
 
 def _required(value: str | None) -> str:

@@ -5,6 +5,10 @@ encrypted secrets of completed and cancelled orders older than a cutoff. Rows,
 statuses, timestamps, errors and the audit log stay. Failed orders are never
 purged: they are still the operators' to retry, and a retry needs its bodies;
 resolve or cancel one and the next purge takes it.
+
+The same run deletes intake duplicate-check rows past their `expires_at`
+(BRIDGE_INTAKE_IDEMPOTENCY_TTL_SECONDS after the order was accepted), whatever
+the cutoff: they exist only to replay billing's retries within that window.
 """
 
 import uuid
@@ -12,12 +16,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import null, select, update
+from sqlalchemy import delete, null, select, update
 from sqlalchemy.orm import Session
 
 from bridge import audit
 from bridge.container import Services
-from bridge.db.models import Order, Step
+from bridge.db.models import IntakeRequest, Order, Step
 from bridge.domain.states import OrderStatus, StepStatus
 
 PURGEABLE_STATUSES = (OrderStatus.COMPLETED, OrderStatus.CANCELLED)
@@ -29,6 +33,7 @@ class PurgeResult:
     cutoff: datetime
     orders: int
     steps: int
+    intake_requests: int = 0
 
 
 def _batches(
@@ -80,6 +85,7 @@ def purge_orders(
         with services.sessions.begin() as session:
             steps += _wipe(session, ids)
         orders += len(ids)
+    intake = purge_expired_intake(services, batch=batch)
     with services.sessions.begin() as session:
         audit.record(
             session,
@@ -89,9 +95,35 @@ def purge_orders(
                 "older_than": older_than.isoformat(),
                 "orders": orders,
                 "steps": steps,
+                "intake_requests": intake,
             },
         )
-    return PurgeResult(cutoff=older_than, orders=orders, steps=steps)
+    return PurgeResult(
+        cutoff=older_than, orders=orders, steps=steps, intake_requests=intake
+    )
+
+
+def purge_expired_intake(services: Services, *, batch: int = _BATCH) -> int:
+    """Delete intake duplicate-check rows past `expires_at`, a batch per transaction."""
+    now = services.clock()
+    deleted = 0
+    while True:
+        with services.sessions.begin() as session:
+            keys = list(
+                session.scalars(
+                    select(IntakeRequest.key)
+                    .where(IntakeRequest.expires_at < now)
+                    .limit(batch)
+                )
+            )
+            if not keys:
+                return deleted
+            result = session.execute(
+                delete(IntakeRequest)
+                .where(IntakeRequest.key.in_(keys), IntakeRequest.expires_at < now)
+                .execution_options(synchronize_session=False)
+            )
+        deleted += int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def wipe_expired_secrets(services: Services, now: datetime) -> int:
@@ -128,5 +160,12 @@ def run_retention(services: Services, actor: str = "retention") -> dict[str, int
     days = services.settings.retention_days
     if days > 0:
         result = purge_orders(services, now - timedelta(days=days), actor)
-        report |= {"orders_purged": result.orders, "steps_purged": result.steps}
+        report |= {
+            "orders_purged": result.orders,
+            "steps_purged": result.steps,
+            "intake_purged": result.intake_requests,
+        }
+    else:
+        # Intake duplicate-check rows expire on their own clock, purge or not.
+        report["intake_purged"] = purge_expired_intake(services)
     return report

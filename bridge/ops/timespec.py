@@ -27,9 +27,13 @@ def parse_moment(text: str, now: datetime, *, field: str = "since") -> datetime:
 
     Raises InvalidOrderError (naming `field`) when it is neither form.
     """
-    duration = parse_duration(text)
-    if duration is not None:
-        return now - duration
+    try:
+        duration = parse_duration(text)
+        if duration is not None:
+            return now - duration
+    except OverflowError:
+        # "99999999999d" is a duration, just not one a datetime can go back.
+        raise InvalidOrderError(field, "duration out of range") from None
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:

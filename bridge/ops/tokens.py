@@ -4,18 +4,20 @@ from typing import Any
 
 from bridge import admin_tokens, audit
 from bridge.container import Services
+from bridge.domain.roles import Role
 
 
-def issue_token(services: Services, name: str, actor: str) -> str:
-    """Create admin token `name` and return it (shown once, stored hashed)."""
+def issue_token(services: Services, name: str, actor: str, *, role: Role) -> str:
+    """Create admin token `name` with `role` and return it (shown once, stored
+    hashed)."""
     with services.sessions.begin() as session:
-        token = admin_tokens.create_token(session, name)
+        token = admin_tokens.create_token(session, name, role)
         audit.record(
             session,
             actor=actor,
             action="admin_token_created",
             after="active",
-            detail={"name": name},
+            detail={"name": name, "role": role.value},
         )
     return token
 

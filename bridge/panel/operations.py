@@ -101,6 +101,61 @@ class PanelOperations:
             idempotency_key=idempotency_key,
         )
 
+    # resellers (admin credentials only)
+
+    def create_reseller(
+        self,
+        username: str,
+        email: str,
+        password: str,
+        package: str,
+        *,
+        idempotency_key: str,
+    ) -> PanelResponse:
+        body = {
+            "username": username,
+            "email": email,
+            "password": password,
+            "package": package,
+        }
+        return self.request(
+            "create_reseller", body=body, idempotency_key=idempotency_key
+        )
+
+    def set_reseller_limits(
+        self, username: str, limits: Mapping[str, int], *, idempotency_key: str
+    ) -> PanelResponse:
+        return self.request(
+            "set_reseller_limits",
+            params={"username": username},
+            body=dict(limits),
+            idempotency_key=idempotency_key,
+        )
+
+    def delete_reseller(self, username: str, *, idempotency_key: str) -> PanelResponse:
+        return self.request(
+            "delete_reseller",
+            params={"username": username},
+            idempotency_key=idempotency_key,
+        )
+
+    def list_reseller_users(self, username: str) -> PanelPage:
+        response = self.request("list_reseller_users", params={"username": username})
+        page = parse_page(response.data, "users")
+        if page is None:
+            raise PanelRejectedError(
+                "list_reseller_users",
+                status=response.status,
+                message="answer is not a list in any known shape",
+            )
+        return PanelPage(
+            items=page.items,
+            total=page.total,
+            current_page=page.current_page,
+            last_page=page.last_page,
+            response=response,
+        )
+
     # packages
 
     def list_packages(self) -> PanelPage:

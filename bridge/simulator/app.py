@@ -18,6 +18,7 @@ from bridge.simulator import (
     routes_email,
     routes_keys,
     routes_packages,
+    routes_resellers,
     routes_ssl,
     routes_system,
     routes_users,
@@ -43,6 +44,7 @@ def build_api_app() -> FastAPI:
     for module in (
         routes_auth,
         routes_users,
+        routes_resellers,
         routes_keys,
         routes_packages,
         routes_domains,

@@ -66,7 +66,7 @@ async def create_user(request: Request) -> Response:
     password = body.get("password")
     if not username or not email or not isinstance(password, str) or not password:
         raise ApiValidationError("Username, email, and password are required")
-    _validate_identity(username, email)
+    validate_identity(username, email)
     role = text_field(body, "role") or "user"
     if role not in ROLES:
         raise ApiValidationError("Invalid role", "role")
@@ -75,7 +75,7 @@ async def create_user(request: Request) -> Response:
     package = get_package(panel, text_field(body, "package") or "default")
     if username in panel.state.users:
         raise ApiError(409, "User already exists")
-    _check_user_limits(panel, principal)
+    check_user_limits(panel, principal)
     user = User(
         username=username,
         email=email,
@@ -98,7 +98,7 @@ async def create_user(request: Request) -> Response:
     )
 
 
-def _validate_identity(username: str, email: str) -> None:
+def validate_identity(username: str, email: str) -> None:
     if not USERNAME_RE.match(username):
         raise ApiValidationError(
             "Username must be 2-16 lowercase letters or digits, starting with a letter",
@@ -108,7 +108,7 @@ def _validate_identity(username: str, email: str) -> None:
         raise ApiValidationError("Invalid email address", "email")
 
 
-def _check_user_limits(panel: Panel, principal: Principal) -> None:
+def check_user_limits(panel: Panel, principal: Principal) -> None:
     cap = panel.config.license_max_users
     accounts = sum(1 for u in panel.state.users.values() if u.role != "admin")
     if cap != UNLIMITED and accounts >= cap:
@@ -141,7 +141,7 @@ async def update_user(request: Request, username: str) -> Response:
     body = await read_json(request)
     if "email" in body:
         email = text_field(body, "email")
-        _validate_identity(user.username, email)
+        validate_identity(user.username, email)
         user.email = email
     if "package" in body:
         user.apply_package(get_package(panel, text_field(body, "package")))

@@ -1,4 +1,5 @@
-"""owned accounts: services.owns_account, one live service per server username
+"""owned accounts: services.owns_account and account_role, one live service per
+server username
 
 Revision ID: a10exactly01
 Revises: 6458465b1f78
@@ -23,6 +24,21 @@ def upgrade() -> None:
         batch.add_column(
             sa.Column(
                 "owns_account", sa.Boolean(), server_default=sa.false(), nullable=False
+            )
+        )
+        batch.add_column(
+            sa.Column(
+                "account_role",
+                sa.Enum(
+                    "user",
+                    "reseller",
+                    name="accountrole",
+                    native_enum=False,
+                    create_constraint=False,
+                    length=16,
+                ),
+                server_default="user",
+                nullable=False,
             )
         )
     # Older releases let a second service adopt the first one's account; such
@@ -56,4 +72,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("uq_services_live_server_username", table_name="services")
     with op.batch_alter_table("services") as batch:
+        batch.drop_column("account_role")
         batch.drop_column("owns_account")

@@ -6,6 +6,7 @@ import pytest
 from bridge import admin_tokens
 from bridge.container import Services
 from bridge.db.models import Server
+from bridge.domain.roles import Role
 from bridge.domain.states import OrderStatus, ServiceStatus
 from bridge.errors import InvalidOrderError
 from bridge.ops import issue_token, revoke_token
@@ -44,7 +45,7 @@ def test_bootstrap_and_named_tokens_work_and_revoked_ones_do_not(
     api: httpx.Client, services: Services
 ) -> None:
     assert api.get("/v1/admin/orders", headers=BOOTSTRAP).status_code == 200
-    token = issue_token(services, "alice", "ops:root")
+    token = issue_token(services, "alice", "ops:root", role=Role.READ)
     assert token.startswith(admin_tokens.TOKEN_PREFIX)
     assert api.get("/v1/admin/orders", headers=bearer(token)).status_code == 200
     revoke_token(services, "alice", "ops:root")
@@ -54,25 +55,29 @@ def test_bootstrap_and_named_tokens_work_and_revoked_ones_do_not(
 
 
 def test_tokens_are_stored_hashed_and_names_are_unique(services: Services) -> None:
-    token = issue_token(services, "bob", "ops:root")
+    token = issue_token(services, "bob", "ops:root", role=Role.OPERATE)
     with services.sessions.begin() as session:
         listed = admin_tokens.list_tokens(session)
-        assert [t["name"] for t in listed] == ["bob"]
+        assert [(t["name"], t["role"]) for t in listed] == [("bob", "operate")]
         assert token not in str(listed)
-        assert admin_tokens.authenticate(session, services.settings, token) == "bob"
+        assert admin_tokens.authenticate(
+            session, services.settings, token
+        ) == admin_tokens.Operator("bob", Role.OPERATE)
         assert admin_tokens.authenticate(session, services.settings, "") is None
         assert listed[0]["last_used_at"] is None
         assert admin_tokens.list_tokens(session)[0]["last_used_at"] is not None
     with pytest.raises(admin_tokens.TokenNameTakenError):
-        issue_token(services, "bob", "ops:root")
+        issue_token(services, "bob", "ops:root", role=Role.READ)
     with pytest.raises(InvalidOrderError):
-        issue_token(services, "bootstrap", "ops:root")
+        issue_token(services, "bootstrap", "ops:root", role=Role.READ)
     assert revoke_token(services, "bob", "ops:root") is True
     assert revoke_token(services, "bob", "ops:root") is False
-    again = issue_token(services, "bob", "ops:root")  # a revoked name is reusable
+    # A revoked name is reusable, with another role.
+    again = issue_token(services, "bob", "ops:root", role=Role.ADMIN)
     with services.sessions.begin() as session:
         assert admin_tokens.authenticate(session, services.settings, token) is None
-        assert admin_tokens.authenticate(session, services.settings, again) == "bob"
+        operator = admin_tokens.authenticate(session, services.settings, again)
+        assert operator == admin_tokens.Operator("bob", Role.ADMIN)
     assert [e.action for e in audit_rows(services)] == [
         "admin_token_created",
         "admin_token_revoked",
@@ -88,7 +93,7 @@ def test_retry_via_api_records_the_operator_and_completes_once(
     clock: FakeClock,
 ) -> None:
     order = failed_create(services, sim, clock)
-    token = issue_token(services, "carol", "ops:root")
+    token = issue_token(services, "carol", "ops:root", role=Role.OPERATE)
     response = api.post(f"/v1/admin/orders/{order.id}/retry", headers=bearer(token))
     assert response.status_code == 200, response.text
     assert response.json()["order"]["status"] == "queued"

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bridge.container import Services
-from bridge.db.models import Order, Server, Step
+from bridge.db.models import IntakeRequest, Order, Server, Step
 from tests.signing import create_body, encode, signed_headers
 
 pytestmark = pytest.mark.integration
@@ -74,14 +74,20 @@ def test_same_order_id_with_different_body_is_409(
     assert order_count(services) == 1
 
 
-def test_idempotency_key_header_dedupes_across_order_ids(
+def test_unsigned_idempotency_key_header_changes_nothing(
     api: httpx.Client, services: Services, server: Server
 ) -> None:
+    # The header is not covered by the signature, so it must not decide what is
+    # stored: duplicates are found by the signed body's order_id alone.
     first = post(api, create_body(1), **{"Idempotency-Key": "k-1"})
-    again = post(api, create_body(1), **{"Idempotency-Key": "k-1"})
+    again = post(api, create_body(1), **{"Idempotency-Key": "k-2"})
     other = post(api, create_body(2), **{"Idempotency-Key": "k-1"})
-    assert (first.status_code, again.status_code, other.status_code) == (202, 200, 409)
-    assert order_count(services) == 1
+    assert (first.status_code, again.status_code, other.status_code) == (202, 200, 202)
+    assert again.json() == first.json()
+    assert order_count(services) == 2
+    with services.sessions() as session:
+        keys = set(session.scalars(select(IntakeRequest.key)))
+    assert keys == {"order:ord-1", "order:ord-2"}
 
 
 def test_twenty_concurrent_duplicates_create_one_order(

@@ -11,6 +11,7 @@ import pytest
 from bridge import admin_tokens
 from bridge.container import Services
 from bridge.db.models import Server
+from bridge.domain.roles import Role
 from bridge.domain.states import OrderStatus, ServiceStatus
 from bridge.settings import Settings
 from bridge.simulator import SimulatorServer
@@ -185,18 +186,29 @@ def test_admin_tokens_and_audit_list(settings: Settings, services: Services) -> 
     token = created.stdout.strip()
     assert token.startswith(admin_tokens.TOKEN_PREFIX)
     assert "not shown again" in created.stderr
+    ops = bridge(settings, "admin", "tokens", "create", "eve", "--role", "operate")
+    assert ops.returncode == 0, ops.stderr
+    bad = bridge(settings, "admin", "tokens", "create", "fay", "--role", "root")
+    assert bad.returncode != 0
     listed = as_json(bridge(settings, "admin", "tokens", "list", "--json"))
-    assert [(t["name"], t["state"]) for t in listed] == [("dana", "active")]
+    # Least privilege unless asked for more: the default role is read.
+    assert [(t["name"], t["role"], t["state"]) for t in listed] == [
+        ("dana", "read", "active"),
+        ("eve", "operate", "active"),
+    ]
     assert token not in json.dumps(listed)
+    assert ops.stdout.strip() not in json.dumps(listed)
     with services.sessions.begin() as session:
-        assert admin_tokens.authenticate(session, services.settings, token) == "dana"
+        operator = admin_tokens.authenticate(session, services.settings, token)
+        assert operator == admin_tokens.Operator("dana", Role.READ)
     assert bridge(settings, "admin", "tokens", "revoke", "dana").returncode == 0
     with services.sessions.begin() as session:
         assert admin_tokens.authenticate(session, services.settings, token) is None
     entries = as_json(bridge(settings, "audit", "list", "--actor", "ops", "--json"))
-    assert [e["action"] for e in entries] == [
-        "admin_token_revoked",
-        "admin_token_created",
+    assert [(e["action"], e["detail"]["name"]) for e in entries] == [
+        ("admin_token_revoked", "dana"),
+        ("admin_token_created", "eve"),
+        ("admin_token_created", "dana"),
     ]
     assert all(e["actor"].startswith("ops:") for e in entries)
     assert token not in json.dumps(entries)

@@ -367,7 +367,7 @@ def test_servers_test_clears_the_rejected_credentials_flag(
         session.execute(
             update(Server).where(Server.id == server.id).values(auth_error="401")
         )
-    assert probe_server(services, "sim", "ops")["ok"]
+    assert probe_server(services, "sim", "ops", sleep=time.sleep)["ok"]
     with services.sessions() as session:
         assert session.get_one(Server, server.id).auth_error is None
 

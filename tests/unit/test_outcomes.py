@@ -79,7 +79,7 @@ TABLE = [
 
 
 @pytest.mark.parametrize(
-    ("answer", "verdict", "counts", "wait", "circuit"), TABLE, ids=lambda v: str(v)
+    ("answer", "verdict", "counts", "wait", "circuit"), TABLE, ids=str
 )
 def test_outcome_table_row(
     answer: Answer,

@@ -76,3 +76,31 @@ def test_lifecycle_actions_are_one_step_on_the_services_user(
 def test_lifecycle_without_username_is_refused() -> None:
     with pytest.raises(ValueError, match="missing"):
         plan(OrderSpec("o", "s", Action.TERMINATE))
+
+
+def test_reseller_create_goes_through_resellers_with_its_limits() -> None:
+    from bridge.domain.model import AccountRole, AccountSpec
+
+    account = AccountSpec(
+        "bob",
+        "bob@example.com",
+        "pw-1",
+        "default",
+        AccountRole.RESELLER,
+        (("max_users", 5),),
+    )
+    steps = plan(OrderSpec("o", "s", Action.CREATE, account=account))
+    assert [s.kind for s in steps] == [
+        StepKind.CREATE_RESELLER,
+        StepKind.SET_RESELLER_LIMITS,
+    ]
+    assert steps[1].params == {"username": "bob"}
+    assert steps[1].body == {"max_users": 5}
+
+
+def test_reseller_terminate_carries_force() -> None:
+    from bridge.domain.model import AccountRole
+
+    spec = OrderSpec("o", "s", Action.TERMINATE, force=True)
+    (step,) = plan(spec, username="bob", role=AccountRole.RESELLER)
+    assert (step.kind, step.body) == (StepKind.DELETE_RESELLER, {"force": True})

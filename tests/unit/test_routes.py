@@ -73,4 +73,23 @@ def test_reads_and_writes_are_told_apart_by_method() -> None:
         "renew_ssl",
         "create_mailbox",
         "auth_login",
+        "create_reseller",
+        "set_reseller_limits",
+        "delete_reseller",
+    }
+
+
+def test_only_the_documented_folders_honour_keys() -> None:
+    keyed = {op for op, r in DEFAULT_ROUTES.items() if r.honours_key}
+    assert keyed == {
+        "create_user",
+        "delete_user",
+        "suspend_user",
+        "unsuspend_user",
+        "change_package",
+        "change_password",
+        "create_domain",
+        "create_reseller",
+        "set_reseller_limits",
+        "delete_reseller",
     }

@@ -33,6 +33,11 @@ def test_production_requires_each_secret(
     monkeypatch.setenv("BRIDGE_INTAKE_SECRET", "i")
     with pytest.raises(ConfigurationError, match=r"^BRIDGE_ADMIN_TOKEN: required"):
         load_settings()
+    monkeypatch.setenv("BRIDGE_ADMIN_TOKEN", "a")
+    with pytest.raises(
+        ConfigurationError, match=r"^BRIDGE_INTAKE_DIGEST_KEY: required"
+    ):
+        load_settings()
     assert not (tmp_path / "dev-secrets.json").exists()
 
 
@@ -45,6 +50,7 @@ def test_development_generates_secrets_once_private(
         "BRIDGE_SECRET_KEY",
         "BRIDGE_INTAKE_SECRET",
         "BRIDGE_ADMIN_TOKEN",
+        "BRIDGE_INTAKE_DIGEST_KEY",
     ]
     path = tmp_path / "dev-secrets.json"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
@@ -56,6 +62,7 @@ def test_development_generates_secrets_once_private(
         "secret_key",
         "intake_secret",
         "admin_token",
+        "intake_digest_key",
     }
 
 
@@ -91,3 +98,16 @@ def test_embedded_database_lives_under_var_dir(
     settings, _ = load_settings()
     assert settings.effective_database_url == f"sqlite:///{tmp_path}/bridge.db"
     assert settings.effective_callback_secret == settings.intake_secret
+
+
+def test_credentials_in_the_billing_callback_url_are_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("BRIDGE_VAR_DIR", str(tmp_path))
+    monkeypatch.setenv(
+        "BRIDGE_BILLING_CALLBACK_URL", "https://bill:secret-pw@billing.example/cb"
+    )
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings()
+    assert str(caught.value).startswith("BRIDGE_BILLING_CALLBACK_URL: ")
+    assert "secret-pw" not in str(caught.value)

@@ -1,0 +1,330 @@
+"""Hostile input at the edge: every probe answers 4xx, names the problem, and
+changes nothing (no 5xx from PostgreSQL, int(), urlsplit or pydantic coercion)."""
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from bridge.container import Services
+from bridge.db.models import AuditEntry, IntakeRequest, Order, Server, Service
+from tests.infra import ADMIN_TOKEN
+from tests.signing import create_body, encode, signed_headers
+
+pytestmark = pytest.mark.integration
+
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+def row_counts(services: Services) -> dict[str, int]:
+    with services.sessions() as session:
+        return {
+            model.__tablename__: session.scalar(select(func.count()).select_from(model))
+            or 0
+            for model in (Order, Service, Server, IntakeRequest, AuditEntry)
+        }
+
+
+def post_raw(api: httpx.Client, raw: bytes, target: str = "/v1/orders") -> Any:
+    return api.post(target, content=raw, headers=signed_headers("POST", target, raw))
+
+
+def signed_get(api: httpx.Client, target: str) -> Any:
+    return api.get(target, headers=signed_headers("GET", target))
+
+
+@pytest.mark.parametrize(
+    "timestamp",
+    ["9" * 400, "²", "\u0661\u0667" + "\u0660" * 8, "-5", "1e9", "+1700000000", ""],
+    ids=[
+        "400-digits",
+        "superscript",
+        "arabic-digits",
+        "negative",
+        "float",
+        "plus",
+        "empty",
+    ],
+)
+def test_malformed_timestamps_are_401_before_anything_else(
+    api: httpx.Client, services: Services, server: Server, timestamp: str
+) -> None:
+    raw = encode(create_body())
+    headers = signed_headers("POST", "/v1/orders", raw)
+    headers["X-Bridge-Timestamp"] = timestamp.encode()  # type: ignore[assignment]
+    response = api.post("/v1/orders", content=raw, headers=headers)
+    assert response.status_code == 401
+    assert "signature headers" in response.json()["detail"]
+    assert row_counts(services)["orders"] == 0
+
+
+def test_unsigned_garbage_body_is_401_not_a_decode_error(
+    api: httpx.Client, services: Services
+) -> None:
+    for raw in (b"{not json", b"\xff\xfe", b"[" * 5000, b'{"a": "\\u0000"}'):
+        response = api.post(
+            "/v1/orders", content=raw, headers={"Content-Type": "application/json"}
+        )
+        assert response.status_code == 401, (raw[:10], response.text)
+    response = api.put(
+        "/v1/admin/servers/x",
+        content=b"{not json",
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 401
+
+
+def test_signed_garbage_body_is_4xx(api: httpx.Client, services: Services) -> None:
+    for raw in (b"{not json", b"\xff\xfe", b"[" * 50_000, b"null", b"[]"):
+        response = post_raw(api, raw)
+        assert response.status_code in (400, 422), (raw[:10], response.text)
+    assert row_counts(services)["orders"] == 0
+
+
+def _nul_in(body: dict[str, Any], *path: str) -> dict[str, Any]:
+    node = body
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = "a\u0000b" if path[-1] != "password" else "long-pass\u0000word"
+    return body
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        ("account", "email"),
+        ("account", "password"),
+        ("callback_url",),
+        ("server",),
+        ("server_group",),
+        ("domain",),
+        ("order_id",),
+    ],
+)
+def test_nul_in_any_intake_string_is_422_naming_the_field(
+    api: httpx.Client, services: Services, server: Server, path: tuple[str, ...]
+) -> None:
+    before = row_counts(services)
+    response = post_raw(api, encode(_nul_in(create_body(), *path)))
+    assert response.status_code == 422, response.text
+    errors = response.json()["detail"]
+    assert any(e["loc"][1 : 1 + len(path)] == list(path) for e in errors), errors
+    assert "long-pass" not in response.text
+    assert row_counts(services) == before
+
+
+def test_nul_in_a_mailbox_password_and_a_key_are_refused(
+    api: httpx.Client, services: Services, server: Server
+) -> None:
+    body = create_body()
+    body["mailboxes"][0]["password"] = "mailbox\u0000pass"
+    response = post_raw(api, encode(body))
+    assert response.status_code == 422
+    loc = response.json()["detail"][0]["loc"]
+    assert loc == ["body", "mailboxes", 0, "password"]
+    body = {**create_body(), "extra\u0000key": 1}
+    assert post_raw(api, encode(body)).status_code == 422
+    assert row_counts(services)["orders"] == 0
+
+
+def test_lone_surrogate_in_a_string_is_422(
+    api: httpx.Client, services: Services, server: Server
+) -> None:
+    raw = encode(create_body()).replace(b"correct-horse-battery", b"pass\\ud800word1")
+    response = post_raw(api, raw)
+    assert response.status_code == 422
+    assert "surrogate" in response.json()["detail"][0]["msg"]
+    assert row_counts(services)["orders"] == 0
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/v1/orders?order_id=%00",
+        "/v1/orders?order_id=a%00b",
+        "/v1/orders?order%00id=x",
+        "/v1/services/%00",
+        "/v1/services/svc%00-1",
+        "/v1/orders/%00",
+    ],
+)
+def test_nul_in_intake_query_or_path_is_422(
+    api: httpx.Client, services: Services, target: str
+) -> None:
+    response = signed_get(api, target)
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"][0] in ("path", "query")
+
+
+@pytest.mark.parametrize(
+    ("method", "target", "body"),
+    [
+        ("GET", "/v1/admin/orders?server=%00", None),
+        ("GET", "/v1/admin/orders?since=1%00d", None),
+        ("GET", "/v1/admin/audit?actor=ops%00", None),
+        ("GET", "/v1/admin/orders/%00", None),
+        ("GET", "/v1/admin/servers/a%00b", None),
+        ("POST", "/v1/admin/orders/%00/cancel", None),
+        ("POST", "/v1/admin/orders/x/resolve", {"note": "fixed\u0000"}),
+        ("PUT", "/v1/admin/servers/new", {"url": "http://a\u0000.example"}),
+        (
+            "PUT",
+            "/v1/admin/servers/new",
+            {"url": "http://a.example", "api_key": "k\u0000"},
+        ),
+        (
+            "PUT",
+            "/v1/admin/servers/new",
+            {"url": "http://a.example", "group": "\u0000"},
+        ),
+        ("POST", "/v1/services/s%00/payments", {"paid_until": "2030-01-01"}),
+    ],
+)
+def test_nul_on_admin_and_payment_routes_is_422_and_changes_nothing(
+    api: httpx.Client,
+    services: Services,
+    method: str,
+    target: str,
+    body: dict[str, Any] | None,
+) -> None:
+    before = row_counts(services)
+    raw = json.dumps(body).encode() if body is not None else b""
+    headers = {**ADMIN, **signed_headers(method, target, raw)}
+    response = api.request(method, target, content=raw, headers=headers)
+    assert response.status_code == 422, response.text
+    assert row_counts(services) == before
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("http://billing.example:abc/cb", "invalid port"),
+        ("http://billing.example:99999/cb", "invalid port"),
+        ("https://user:secret-pass@billing.example/cb", "credentials"),
+        ("https://token@billing.example/cb", "credentials"),
+        ("ftp://billing.example/cb", "http"),
+        ("http:///no-host", "http"),
+    ],
+)
+def test_bad_callback_urls_are_422_never_stored(
+    api: httpx.Client, services: Services, server: Server, url: str, reason: str
+) -> None:
+    response = post_raw(api, encode(create_body(callback_url=url)))
+    assert response.status_code == 422, response.text
+    (error,) = response.json()["detail"]
+    assert (error["loc"][0], error["loc"][-1]) == ("body", "callback_url")
+    assert reason in error["msg"]
+    assert "secret-pass" not in response.text
+    assert row_counts(services)["orders"] == 0
+
+
+@pytest.mark.parametrize(
+    ("mutate", "loc"),
+    [
+        (lambda b: b["mailboxes"][0].update(quota_mb=True), "quota_mb"),
+        (lambda b: b["mailboxes"][0].update(quota_mb="10"), "quota_mb"),
+        (lambda b: b["mailboxes"][0].update(quota_mb=10.0), "quota_mb"),
+        (lambda b: b.update(paid_until=0), "paid_until"),
+        (lambda b: b.update(paid_until=1_700_000_000), "paid_until"),
+        (lambda b: b.update(paid_until="2030-01-01T00:00:00"), "paid_until"),
+        (lambda b: b.update(ssl="true"), "ssl"),
+        (lambda b: b.update(ssl=1), "ssl"),
+    ],
+    ids=[
+        "quota-true",
+        "quota-string",
+        "quota-float",
+        "paid-zero",
+        "paid-timestamp",
+        "paid-datetime",
+        "ssl-string",
+        "ssl-one",
+    ],
+)
+def test_json_types_are_strict_where_they_matter(
+    api: httpx.Client, services: Services, server: Server, mutate: Any, loc: str
+) -> None:
+    body = create_body()
+    mutate(body)
+    response = post_raw(api, encode(body))
+    assert response.status_code == 422, response.text
+    assert any(loc in e["loc"] for e in response.json()["detail"])
+    assert row_counts(services)["orders"] == 0
+
+
+def test_a_payment_day_must_be_text(api: httpx.Client, services: Services) -> None:
+    target = "/v1/services/svc-1/payments"
+    for value in (0, True, "2030-1-1", "2030-02-30"):
+        response = post_raw(api, encode({"paid_until": value}), target)
+        assert response.status_code == 422, (value, response.text)
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/v1/admin/orders?page=100000000000000000000",
+        "/v1/admin/orders?page=1000001",
+        "/v1/admin/orders?per_page=201",
+        "/v1/admin/audit?page=100000000000000000000",
+        "/v1/admin/orders?since=99999999999d",
+        "/v1/admin/orders?since=1e400d",
+        "/v1/admin/audit?since=99999999999w",
+        "/v1/admin/orders?since=" + "9" * 100,
+    ],
+)
+def test_out_of_range_admin_queries_are_422(api: httpx.Client, target: str) -> None:
+    response = api.get(target, headers=ADMIN)
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"][0] == "query"
+
+
+def test_the_largest_page_still_answers(api: httpx.Client) -> None:
+    response = api.get("/v1/admin/orders?page=1000000&per_page=200", headers=ADMIN)
+    assert response.status_code == 200
+    assert response.json()["data"] == []
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("capacity", 2**31),
+        ("capacity", True),
+        ("rate_limit_per_min", "60"),
+        ("force_login", "yes"),
+        ("url", "http://panel.example:99999"),
+        ("url", "https://admin:pw@panel.example"),
+    ],
+)
+def test_out_of_range_or_loose_server_fields_are_422(
+    api: httpx.Client, services: Services, field: str, value: Any
+) -> None:
+    body = {"url": "http://panel.example", "api_key": "k", field: value}
+    response = api.put("/v1/admin/servers/new", json=body, headers=ADMIN)
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"][:2] == ["body", field]
+    assert row_counts(services)["servers"] == 0
+
+
+def test_a_server_name_longer_than_the_column_is_422(
+    api: httpx.Client, services: Services
+) -> None:
+    body = {"url": "http://panel.example", "api_key": "k"}
+    response = api.put("/v1/admin/servers/" + "n" * 65, json=body, headers=ADMIN)
+    assert response.status_code == 422
+    assert row_counts(services)["servers"] == 0
+
+
+def test_options_and_unserved_methods_list_every_method_of_the_path(
+    api: httpx.Client,
+) -> None:
+    options = api.options("/v1/admin/servers/x")
+    assert options.status_code == 204
+    assert options.headers["allow"] == "GET, PUT, DELETE, OPTIONS"
+    patched = api.patch("/v1/admin/servers/x", headers=ADMIN)
+    assert patched.status_code == 405
+    assert patched.headers["allow"] == "GET, PUT, DELETE, OPTIONS"
+    assert api.options("/v1/orders").headers["allow"] == "GET, POST, OPTIONS"
+    assert api.delete("/healthz").headers["allow"] == "GET, OPTIONS"
+    assert api.options("/nowhere").status_code == 404
