@@ -66,6 +66,7 @@ class Run:
             self._post(billing, work)
         finally:
             chaos.posting_done.set()
+            billing.close()
         posted_s = time.monotonic() - started
         chaos.finished.wait(timeout=cfg.drain_timeout)
         chaos.stop()
