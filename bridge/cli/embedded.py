@@ -32,6 +32,7 @@ from bridge.domain.model import AuthMode
 from bridge.fleet import ServerSpec, save_server
 
 DEMO_SERVER = "demo"
+DEMO_PORT = 8001
 
 _STOP_TIMEOUT = 15.0
 
@@ -121,8 +122,15 @@ def stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
 @click.command()
 @click.option("--port", type=int, default=None, help="API port (default 8000).")
 @click.option("--concurrency", type=int, default=2, show_default=True)
+@click.option(
+    "--demo-port",
+    type=int,
+    default=DEMO_PORT,
+    show_default=True,
+    help="Port of the demo panel (a free one if taken).",
+)
 @click.pass_obj
-def run(obj: CliContext, port: int | None, concurrency: int) -> None:
+def run(obj: CliContext, port: int | None, concurrency: int, demo_port: int) -> None:
     """Run everything on embedded defaults: API, worker, beat (and Redis)."""
     settings = obj.settings
     running = obj.run_info
@@ -157,7 +165,7 @@ def run(obj: CliContext, port: int | None, concurrency: int) -> None:
         api_url = f"http://{settings.api_host}:{api_port}"
         write_run_info(settings.var_dir, RunInfo(os.getpid(), api_url, embedded_url))
         migrate.upgrade(env["BRIDGE_DATABASE_URL"])
-        demo = _start_demo_panel_if_needed(obj, env)
+        demo = _start_demo_panel_if_needed(obj, env, demo_port)
         if demo is not None:
             procs.append(demo)
         api_args = ["api"] + (["--port", str(port)] if port else [])
@@ -176,15 +184,19 @@ def run(obj: CliContext, port: int | None, concurrency: int) -> None:
         click.echo("stopped")
 
 
-def _free_port() -> int:
+def _free_port(wanted: int = 0) -> int:
+    """`wanted` if it is free on loopback, else any free port."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
+        try:
+            sock.bind(("127.0.0.1", wanted))
+        except OSError:
+            sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
 
 
 def _start_demo_panel_if_needed(
-    obj: CliContext, env: dict[str, str]
+    obj: CliContext, env: dict[str, str], wanted_port: int
 ) -> subprocess.Popen[bytes] | None:
     """With no real panel configured, serve the simulator as server `demo`."""
     settings = obj.settings
@@ -196,7 +208,7 @@ def _start_demo_panel_if_needed(
             others = session.scalars(select(Server).where(Server.name != DEMO_SERVER))
             if others.first() is not None:
                 return None
-            port = _free_port()
+            port = _free_port(wanted_port)
             api_key = "wsp_" + secrets.token_hex(24)
             save_server(
                 session,

@@ -180,6 +180,42 @@ def show(obj: CliContext, order_ref: str, as_json: bool) -> None:
     )
 
 
+@orders.command()
+@click.argument("order_ref")
+@click.option("--timeout", type=float, default=120.0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the final order as JSON.")
+@click.pass_obj
+def watch(obj: CliContext, order_ref: str, timeout: float, as_json: bool) -> None:
+    """Follow an order until it is final; exit 1 unless it completed.
+
+    Reads the database only, so it needs neither the API nor Redis.
+    """
+    deadline = time.monotonic() + timeout
+    last = ""
+    while True:
+        with obj.sessions() as session:
+            try:
+                view = order_detail(get_order_by_ref(session, order_ref))
+            except NotFoundError:
+                msg = f"no order {order_ref}"
+                raise click.ClickException(msg) from None
+        line = f"{view['status']}: " + " ".join(
+            f"{s['kind']}={s['status']}" for s in view["steps"]
+        )
+        if line != last:
+            click.echo(f"  {line}")
+            last = line
+        if view["status"] in _FINAL or time.monotonic() >= deadline:
+            break
+        time.sleep(0.5)
+    if as_json:
+        emit_json({"order": view})
+    elif view["last_error"]:
+        click.echo(f"  last error: {view['last_error']}")
+    if view["status"] != "completed":
+        raise SystemExit(1)
+
+
 _TIMES = (
     ("created", "created_at"),
     ("updated", "updated_at"),
