@@ -1,4 +1,4 @@
-"""Start `bridge run` as a real process tree on free ports, as a user's terminal would."""
+"""Start `bridge run` as a real process tree on free ports, as a user would."""
 
 import os
 import signal
