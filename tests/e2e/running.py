@@ -67,8 +67,14 @@ def _wait_ready(bridge: RunningBridge) -> None:
 
 
 @contextmanager
-def bridge_run(tmp_path: Path) -> Iterator[RunningBridge]:
-    """`bridge run` on a private var directory; Ctrl-C'd at exit if still up."""
+def bridge_run(
+    tmp_path: Path, extra_env: dict[str, str] | None = None
+) -> Iterator[RunningBridge]:
+    """`bridge run` on a private var directory; Ctrl-C'd at exit if still up.
+
+    `extra_env` goes to the supervisor only (e.g. a callback URL), never to the
+    second terminal.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith("BRIDGE_")}
     var_dir = tmp_path / "var"
     api_port, demo_port = free_port(), free_port()
@@ -91,6 +97,7 @@ def bridge_run(tmp_path: Path) -> Iterator[RunningBridge]:
                 "BRIDGE_API_PORT": str(api_port),
                 # The demo panel issues in 3 s; poll sooner than the 15 s default.
                 "BRIDGE_SSL_POLL_SECONDS": "0.5",
+                **(extra_env or {}),
             },
             cwd=REPO,
             stdout=out,
