@@ -81,6 +81,7 @@ def test_whmcs_module_against_a_running_bridge(
             [
                 "phpunit",
                 "--colors=never",
+                "--do-not-cache-result",
                 str(REPO / "tests" / "whmcs" / "ModuleTest.php"),
             ],
             env={
