@@ -1,8 +1,9 @@
 """Signed callbacks to billing: schedule on a final status, deliver with backoff.
 
-Body `{order_id, service_id, action, status, result}`; headers X-Bridge-Timestamp and
-X-Bridge-Signature = sha256 HMAC over "<timestamp>.<raw body>". Only URLs whose
-origin is allowed are ever called (no SSRF through `callback_url`).
+Body `{order_id, service_id, action, status, result}`; headers X-Bridge-Timestamp,
+X-Bridge-Signature = sha256 HMAC over "<timestamp>.<raw body>" and X-Bridge-Delivery
+(a uuid chosen when the callback is scheduled, the same on every retry of it). Only
+URLs whose origin is allowed are ever called (no SSRF through `callback_url`).
 """
 
 import hashlib
@@ -83,6 +84,8 @@ def schedule_callback(
     order.callback_status = CallbackStatus.PENDING
     order.callback_next_at = now
     order.callback_attempts = 0
+    # A new final status (e.g. completed after an ops retry) is a new delivery.
+    order.callback_delivery_id = uuid.uuid4()
     enqueue_after_commit(session, DELIVER_CALLBACK_TASK, str(order.id))
 
 
@@ -126,7 +129,11 @@ def deliver_callback(
         order = session.get_one(Order, order_uuid)
         url = order.callback_url or ""
         body = callback_body(order)
-    error = _post(settings, http, url, body, clock)
+        # Rows scheduled before the column existed get their id on first delivery.
+        if order.callback_delivery_id is None:
+            order.callback_delivery_id = uuid.uuid4()
+        delivery = str(order.callback_delivery_id)
+    error = _post(settings, http, url, body, delivery=delivery, clock=clock)
     with sessions.begin() as session:
         order = session.get_one(Order, order_uuid)
         order.callback_attempts += 1
@@ -160,7 +167,13 @@ def deliver_callback(
 
 
 def _post(
-    settings: Settings, http: httpx.Client, url: str, body: bytes, clock: Clock
+    settings: Settings,
+    http: httpx.Client,
+    url: str,
+    body: bytes,
+    *,
+    delivery: str,
+    clock: Clock,
 ) -> str | None:
     """Send once; None on 2xx, else a short reason (never a secret)."""
     if not is_allowed_callback_url(settings, url):
@@ -173,6 +186,7 @@ def _post(
         "Content-Type": "application/json",
         "X-Bridge-Timestamp": timestamp,
         "X-Bridge-Signature": sign(secret.get_secret_value(), timestamp, body),
+        "X-Bridge-Delivery": delivery,
     }
     try:
         response = http.post(url, content=body, headers=headers)

@@ -19,8 +19,9 @@ from bridge.callbacks import find_due_callbacks
 from bridge.container import Services
 from bridge.db import orders as orders_db
 from bridge.db import servers as servers_db
-from bridge.db.models import Order, Server, Service
-from bridge.domain.states import LIVE_SERVICE_STATUSES, OrderStatus
+from bridge.db.models import Order, Server
+from bridge.db.services import find_username_holder
+from bridge.domain.states import OrderStatus
 from bridge.queue import DELIVER_CALLBACK_TASK, RUN_ORDER_TASK
 from bridge.settings import PlacementPolicy
 
@@ -124,7 +125,9 @@ def _place_waiting_for_capacity(
     placed = 0
     for order in waiting:
         server = servers_db.place(session, order.server_group, policy)
-        if server is None or _username_taken(session, server, order.service):
+        if server is None or find_username_holder(
+            session, server.id, order.service.username, order.service_id
+        ):
             # A live service already holds this username there: leave the order
             # for an operator rather than break the one-account-per-name rule.
             continue
@@ -134,17 +137,3 @@ def _place_waiting_for_capacity(
         order.enqueued_at = None
         placed += 1
     return placed
-
-
-def _username_taken(session: Session, server: Server, service: Service) -> bool:
-    return (
-        session.scalars(
-            select(Service.service_id).where(
-                Service.server_id == server.id,
-                Service.username == service.username,
-                Service.service_id != service.service_id,
-                Service.status.in_(LIVE_SERVICE_STATUSES),
-            )
-        ).first()
-        is not None
-    )

@@ -15,7 +15,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import structlog
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bridge import metrics
@@ -23,12 +22,12 @@ from bridge.callbacks import schedule_callback
 from bridge.container import Services
 from bridge.db import orders as orders_db
 from bridge.db import servers as servers_db
-from bridge.db.models import Order, Server, Service, Step
+from bridge.db.models import Order, Server, Step
 from bridge.db.orders import Lease
+from bridge.db.services import find_username_holder
 from bridge.domain.model import Action, StepKind
 from bridge.domain.retry_policy import RetryPolicy
 from bridge.domain.states import (
-    LIVE_SERVICE_STATUSES,
     OrderStatus,
     StepStatus,
     WaitReason,
@@ -54,6 +53,18 @@ class _Prepared:
     client: PanelClient
     call: StepCall
     keyed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Settling:
+    """One step result on its way into the database (inside a fenced session)."""
+
+    order: Order
+    step: Step
+    server_id: uuid.UUID
+    result: StepResult
+    rule: Rule
+    now: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,14 +178,11 @@ def _settle_internal(
         if server_id is None:
             _finish(services, session, order, OrderStatus.FAILED, "no server assigned")
             return False
+        row = rule(result.answer, keyed=keyed)
         return _apply(
             services,
             session,
-            order,
-            step,
-            server_id=server_id,
-            result=result,
-            step_rule=rule(result.answer, keyed=keyed),
+            _Settling(order, step, server_id, result, row, services.clock()),
         )
 
 
@@ -290,7 +298,7 @@ def _call_for(
         step.kind in (StepKind.CREATE_USER, StepKind.CREATE_RESELLER)
         and order.server_id is not None
     ):
-        held_by = _username_holder(
+        held_by = find_username_holder(
             session,
             order.server_id,
             str(step.request_body["username"]),
@@ -306,20 +314,6 @@ def _call_for(
         polling=polling,
         username_held_by=held_by,
     )
-
-
-def _username_holder(
-    session: Session, server_id: uuid.UUID, username: str, service_id: str
-) -> str | None:
-    """Another live service of this server that holds `username`, if any."""
-    return session.scalars(
-        select(Service.service_id).where(
-            Service.server_id == server_id,
-            Service.username == username,
-            Service.service_id != service_id,
-            Service.status.in_(LIVE_SERVICE_STATUSES),
-        )
-    ).first()
 
 
 def _observe(server: str, call: StepCall, result: StepResult, seconds: float) -> None:
@@ -363,61 +357,30 @@ def _settle(
         # Read as absent: the old send never took effect and the panel may have
         # forgotten its key, so the key's window starts again.
         step.first_sent_at = now
-    step_rule = rule(result.answer, keyed=prepared.keyed)
+    row = rule(result.answer, keyed=prepared.keyed)
     return _apply(
-        services,
-        session,
-        order,
-        step,
-        server_id=prepared.server_id,
-        result=result,
-        step_rule=step_rule,
+        services, session, _Settling(order, step, prepared.server_id, result, row, now)
     )
 
 
-def _apply(
-    services: Services,
-    session: Session,
-    order: Order,
-    step: Step,
-    *,
-    server_id: uuid.UUID,
-    result: StepResult,
-    step_rule: Rule,
-) -> bool:
-    now = services.clock()
-    step.needs_reconcile = step_rule.read_first or result.read_next
-    _count(
-        services,
-        session,
-        order,
-        step,
-        server_id=server_id,
-        result=result,
-        step_rule=step_rule,
-        now=now,
-    )
-    if step_rule.flags_server:
+def _apply(services: Services, session: Session, it: "_Settling") -> bool:
+    """Persist one step result per its row of the outcome table."""
+    order, step, result, row = it.order, it.step, it.result, it.rule
+    step.needs_reconcile = row.read_first or result.read_next
+    _count(services, session, it)
+    if row.flags_server:
         servers_db.flag_auth_error(
-            session, server_id, result.error_message or "credentials rejected"
+            session, it.server_id, result.error_message or "credentials rejected"
         )
-        log.error("server_credentials_rejected", server_id=str(server_id))
-    if step_rule.verdict is Verdict.ADVANCE:
+        log.error("server_credentials_rejected", server_id=str(it.server_id))
+    if row.verdict is Verdict.ADVANCE:
         _step_succeeded(order, step, result)
         log.info("step_completed", step=step.kind.value, adopted=result.adopted)
         return True
-    if step_rule.verdict is Verdict.FAIL:
+    if row.verdict is Verdict.FAIL:
         return _step_failed(services, session, order, step, result)
     step.status = StepStatus.PENDING
-    wait = _wait_for(
-        services,
-        session,
-        step,
-        server_id=server_id,
-        result=result,
-        step_rule=step_rule,
-        now=now,
-    )
+    wait = _wait_for(services, session, it)
     if wait is None:
         return _step_failed(services, session, order, step, result)
     log.info(
@@ -426,21 +389,11 @@ def _apply(
         reason=wait.reason.value,
         delay=round(wait.delay, 3),
     )
-    _release_waiting(order, now, wait)
+    _release_waiting(order, it.now, wait)
     return False
 
 
-def _count(
-    services: Services,
-    session: Session,
-    order: Order,
-    step: Step,
-    *,
-    server_id: uuid.UUID,
-    result: StepResult,
-    step_rule: Rule,
-    now: datetime,
-) -> None:
+def _count(services: Services, session: Session, it: "_Settling") -> None:
     """Attempts and the circuit counters.
 
     An attempt is consumed only by a call that reached a panel believed healthy:
@@ -448,41 +401,33 @@ def _count(
     """
     settings = services.settings
     circuit_open = False
-    if step_rule.server_fault:
+    if it.rule.server_fault:
         circuit_open = (
             servers_db.record_failure(
                 session,
-                server_id,
-                now,
+                it.server_id,
+                it.now,
                 threshold=settings.circuit_failure_threshold,
                 probe_seconds=settings.circuit_probe_seconds,
             )
             is not None
         )
-    elif result.panel_status is not None or result.answer in (
+    elif it.result.panel_status is not None or it.result.answer in (
         Answer.DONE,
         Answer.SSL_PENDING,
     ):
-        servers_db.record_success(session, server_id)
-    if step_rule.counts_attempt and not circuit_open:
-        step.attempts += 1
-        order.attempts += 1
+        servers_db.record_success(session, it.server_id)
+    if it.rule.counts_attempt and not circuit_open:
+        it.step.attempts += 1
+        it.order.attempts += 1
 
 
-def _wait_for(
-    services: Services,
-    session: Session,
-    step: Step,
-    *,
-    server_id: uuid.UUID,
-    result: StepResult,
-    step_rule: Rule,
-    now: datetime,
-) -> _Wait | None:
+def _wait_for(services: Services, session: Session, it: "_Settling") -> _Wait | None:
     """How long a WAIT verdict waits; None when the step must give up."""
     settings = services.settings
-    reason = step_rule.wait or WaitReason.RETRY_BACKOFF
-    if not step_rule.backoff:
+    step, result, now = it.step, it.result, it.now
+    reason = it.rule.wait or WaitReason.RETRY_BACKOFF
+    if not it.rule.backoff:
         match reason:
             case WaitReason.SSL_PENDING:
                 step.response = result.response
@@ -504,7 +449,7 @@ def _wait_for(
                 _record_error(step, result)
                 return _Wait(settings.circuit_probe_seconds, reason)
     _record_error(step, result)
-    server = session.get(Server, server_id)
+    server = session.get(Server, it.server_id)
     if (
         server is not None
         and server.circuit_open_until

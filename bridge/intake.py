@@ -18,9 +18,10 @@ from bridge.callbacks import is_allowed_callback_url
 from bridge.container import Services
 from bridge.db import servers as servers_db
 from bridge.db.models import AuditEntry, IntakeRequest, Order, Server, Service, Step
+from bridge.db.services import find_username_holder
 from bridge.domain.model import ACTION_PRIORITY, Action, OrderSpec, ServerState
 from bridge.domain.planner import plan
-from bridge.domain.states import LIVE_SERVICE_STATUSES, OrderStatus, ServiceStatus
+from bridge.domain.states import OrderStatus, ServiceStatus
 from bridge.errors import (
     ConfigurationError,
     IdempotencyConflictError,
@@ -216,15 +217,9 @@ def _persist(
 
 
 def _refuse_taken_username(session: Session, server: Server, service: Service) -> None:
-    """One live service per panel username and server (the index is the backstop)."""
-    holder = session.scalars(
-        select(Service.service_id).where(
-            Service.server_id == server.id,
-            Service.username == service.username,
-            Service.service_id != service.service_id,
-            Service.status.in_(LIVE_SERVICE_STATUSES),
-        )
-    ).first()
+    holder = find_username_holder(
+        session, server.id, service.username, service.service_id
+    )
     if holder is not None:
         raise InvalidOrderError(
             "account.username",

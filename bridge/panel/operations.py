@@ -140,20 +140,8 @@ class PanelOperations:
         )
 
     def list_reseller_users(self, username: str) -> PanelPage:
-        response = self.request("list_reseller_users", params={"username": username})
-        page = parse_page(response.data, "users")
-        if page is None:
-            raise PanelRejectedError(
-                "list_reseller_users",
-                status=response.status,
-                message="answer is not a list in any known shape",
-            )
-        return PanelPage(
-            items=page.items,
-            total=page.total,
-            current_page=page.current_page,
-            last_page=page.last_page,
-            response=response,
+        return self._list(
+            "list_reseller_users", "users", None, params={"username": username}
         )
 
     # packages
@@ -216,9 +204,14 @@ class PanelOperations:
         return self._list("list_mailboxes", "accounts", {"domain": domain})
 
     def _list(
-        self, operation: str, plural: str, query: Mapping[str, str] | None
+        self,
+        operation: str,
+        plural: str,
+        query: Mapping[str, str] | None,
+        *,
+        params: Mapping[str, str] | None = None,
     ) -> PanelPage:
-        response = self.request(operation, query=query)
+        response = self.request(operation, params=params, query=query)
         page = parse_page(response.data, plural)
         if page is None:
             raise PanelRejectedError(

@@ -19,16 +19,11 @@ from bridge.simulator.context import (
     panel_of,
     principal_of,
     read_json,
-    text_field,
 )
 from bridge.simulator.errors import ApiError, ApiValidationError
 from bridge.simulator.panel import Panel
 from bridge.simulator.records import LIMIT_FIELDS, UNLIMITED, User
-from bridge.simulator.routes_users import (
-    check_user_limits,
-    get_package,
-    validate_identity,
-)
+from bridge.simulator.routes_users import add_account
 from bridge.simulator.routing import add_route, obj
 
 _GRANTS = (
@@ -70,34 +65,13 @@ async def create_reseller(request: Request) -> Response:
     """Create a reseller account (admin only)."""
     panel, principal = panel_of(request), principal_of(request)
     require_role(principal, "admin")
-    body = await read_json(request)
-    username = text_field(body, "username")
-    email = text_field(body, "email")
-    password = body.get("password")
-    if not username or not email or not isinstance(password, str) or not password:
-        raise ApiValidationError("Username, email, and password are required")
-    validate_identity(username, email)
-    package = get_package(panel, text_field(body, "package") or "default")
-    if username in panel.state.users:
-        raise ApiError(409, "User already exists")
-    check_user_limits(panel, principal)
-    user = User(
-        username=username,
-        email=email,
-        password=password,
-        role="reseller",
-        created_at=panel.now(),
-        creator=principal.username,
-    )
-    user.apply_package(package)
-    panel.state.users[username] = user
-    panel.state.record_creation("user", username)
+    user = add_account(panel, principal, await read_json(request), "reseller")
     return json_response(
         {
             "success": True,
             "message": "Reseller created successfully",
-            "username": username,
-            "package": package.name,
+            "username": user.username,
+            "package": user.package,
         },
         status=201,
     )

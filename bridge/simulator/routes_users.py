@@ -61,15 +61,36 @@ async def create_user(request: Request) -> Response:
     panel, principal = panel_of(request), principal_of(request)
     require_role(principal, "admin", "reseller")
     body = await read_json(request)
+    role = text_field(body, "role") or "user"
+    if role not in ROLES:
+        raise ApiValidationError("Invalid role", "role")
+    user = add_account(panel, principal, body, role)
+    return json_response(
+        {
+            "success": True,
+            "message": "User created successfully",
+            "username": user.username,
+            "package": user.package,
+        },
+        status=201,
+    )
+
+
+def add_account(
+    panel: Panel, principal: Principal, body: dict[str, Any], role: str
+) -> User:
+    """Validate and add an account of ``role`` created by ``principal``.
+
+    Raises:
+        ApiError: 400 on missing/invalid fields, 403 when only an admin may,
+        409 "User already exists", 403 on license/reseller limits.
+    """
     username = text_field(body, "username")
     email = text_field(body, "email")
     password = body.get("password")
     if not username or not email or not isinstance(password, str) or not password:
         raise ApiValidationError("Username, email, and password are required")
     validate_identity(username, email)
-    role = text_field(body, "role") or "user"
-    if role not in ROLES:
-        raise ApiValidationError("Invalid role", "role")
     if role == "reseller" and principal.role != "admin":
         raise ApiError(403, "Only admins can create resellers")
     package = get_package(panel, text_field(body, "package") or "default")
@@ -87,15 +108,7 @@ async def create_user(request: Request) -> Response:
     user.apply_package(package)
     panel.state.users[username] = user
     panel.state.record_creation("user", username)
-    return json_response(
-        {
-            "success": True,
-            "message": "User created successfully",
-            "username": username,
-            "package": package.name,
-        },
-        status=201,
-    )
+    return user
 
 
 def validate_identity(username: str, email: str) -> None:

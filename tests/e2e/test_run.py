@@ -1,84 +1,76 @@
-"""The `make run` path: `bridge run` on embedded defaults, an example order, Ctrl-C."""
+"""The `make run` path: `bridge run` on embedded defaults, a second terminal, Ctrl-C."""
 
-import os
-import signal
-import socket
+import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
-pytestmark = [pytest.mark.e2e, pytest.mark.smoke]
+from tests.e2e.running import REPO, bridge_run
+
+pytestmark = [pytest.mark.e2e, pytest.mark.smoke, pytest.mark.timeout(180)]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+def _bridge(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bridge", *args],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
-def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"bridge run exited early:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"bridge run never became ready:\n{log.read_text()[-3000:]}")
-
-
-def test_bridge_run_serves_an_example_order_and_stops_on_ctrl_c(tmp_path: Path) -> None:
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BRIDGE_")}
-    env.update({"BRIDGE_VAR_DIR": str(tmp_path / "var"), "BRIDGE_API_PORT": str(port)})
-    log = tmp_path / "run.log"
-    with log.open("wb") as out:
-        run = subprocess.Popen(
-            [sys.executable, "-m", "bridge", "run", "--concurrency", "1"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        _wait_healthy(f"http://127.0.0.1:{port}", run, log)
-        submit = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "bridge",
-                "orders",
-                "submit",
-                "--example",
-                "--timeout",
-                "90",
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert submit.returncode == 0, (
-            submit.stdout + submit.stderr + log.read_text()[-3000:]
-        )
+def test_bridge_run_serves_a_second_terminal_and_stops_on_ctrl_c(
+    tmp_path: Path,
+) -> None:
+    with bridge_run(tmp_path) as bridge:
+        var = bridge.var_dir
+        run_info = json.loads((var / "run.json").read_text())
+        assert run_info["pid"] == bridge.proc.pid
+        assert run_info["redis_url"] == f"unix://{var / 'redis.sock'}?db=0"
+        # No BRIDGE_REDIS_URL and no API port: the commands find the running bridge.
+        env = bridge.second_terminal_env()
+        submit = _bridge(env, "orders", "submit", "--example", "--timeout", "90")
+        assert submit.returncode == 0, submit.stdout + submit.stderr
         assert '"status": "completed"' in submit.stdout
-        assert (tmp_path / "var" / "bridge.db").exists()
-        assert (tmp_path / "var" / "redis.sock").exists()
-    finally:
-        os.killpg(run.pid, signal.SIGINT)
-        code = run.wait(timeout=60)
-    assert code == 0, log.read_text()[-3000:]
-    assert "stopped" in log.read_text()
+        order_id = json.loads(submit.stdout[submit.stdout.index("{") :])["order"]["id"]
+        show = _bridge(env, "orders", "show", order_id, "--json")
+        listing = _bridge(env, "orders", "list", "--json")
+        servers = _bridge(env, "servers", "list", "--json")
+        for done in (show, listing, servers):
+            assert done.returncode == 0, done.stderr
+            # The secrets were created (and announced) by `bridge run`, not again.
+            assert "development_secret_generated" not in done.stderr
+        assert json.loads(show.stdout)["order"]["status"] == "completed"
+        assert [o["id"] for o in json.loads(listing.stdout)["data"]] == [order_id]
+        second = _bridge(env, "run")
+        assert second.returncode != 0
+        assert "already serving" in second.stderr
+        assert (var / "bridge.db").exists()
+    assert bridge.exit_code == 0, bridge.log.read_text()[-3000:]
+    log = bridge.log.read_text()
+    assert log.count("development_secret_generated") == 3  # once per secret
+    stopping = log[log.index("stopping") :]
+    assert "stopped" in stopping
+    # Redis stops after the worker: the worker never loses its broker.
+    assert "Cannot connect" not in stopping
+    assert "Connection to broker lost" not in stopping
+    assert not (var / "run.json").exists()
+    assert not (var / "redis.sock").exists()
     leftovers = subprocess.run(
         ["pgrep", "-f", str(tmp_path)], capture_output=True, text=True, check=False
     )
     assert leftovers.stdout.strip() == ""
+
+
+def test_without_a_running_bridge_the_error_names_the_variable(
+    tmp_path: Path,
+) -> None:
+    env = {"PATH": "/usr/bin:/bin", "BRIDGE_VAR_DIR": str(tmp_path / "var")}
+    done = _bridge(env, "orders", "retry", "nothing")
+    assert done.returncode == 2
+    assert "BRIDGE_REDIS_URL: not set, and no `bridge run` is running" in done.stderr

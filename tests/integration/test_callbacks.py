@@ -3,6 +3,7 @@
 import hashlib
 import hmac
 import json
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,6 +16,7 @@ from bridge.callbacks import deliver_callback, is_allowed_callback_url
 from bridge.container import Services, build_services
 from bridge.domain.model import AuthMode, CallbackStatus
 from bridge.fleet import ServerSpec, save_server
+from bridge.ops import resolve_order
 from bridge.settings import Settings
 from tests.factories import create_spec, drive, load, submit
 from tests.http_server import serve_in_thread
@@ -138,6 +140,30 @@ def test_failed_delivery_is_retried_with_backoff(
     assert order.callback_status is CallbackStatus.DELIVERED
     assert order.callback_attempts == 2
     assert len(receiver.received) == 2
+    first, second = (h["x-bridge-delivery"] for h, _ in receiver.received)
+    assert first == second == str(order.callback_delivery_id)
+    assert uuid.UUID(first).version == 4
+
+
+def test_a_new_final_status_is_a_new_delivery(
+    callback_services: Services,
+    billing: tuple[Billing, str],
+    clock: FakeClock,
+    sim: SimControl,
+) -> None:
+    receiver, _ = billing
+    sim.fail_next(1, 400)
+    order_uuid = submit(callback_services, create_spec(ssl=False, mailboxes=()))
+    assert drive(callback_services, order_uuid, clock, sim).status.value == "failed"
+    _deliver(callback_services, order_uuid)
+    resolve_order(callback_services, order_uuid, "ops:test", "created by hand")
+    _deliver(callback_services, order_uuid)
+    assert [json.loads(b)["status"] for _, b in receiver.received] == [
+        "failed",
+        "completed",
+    ]
+    failed_id, completed_id = (h["x-bridge-delivery"] for h, _ in receiver.received)
+    assert failed_id != completed_id
 
 
 def test_failed_order_reports_the_error_text(

@@ -21,7 +21,6 @@ from bridge.domain.model import AccountSpec, Action, OrderSpec, StepKind
 from bridge.domain.states import OrderStatus, StepStatus, WaitReason
 from bridge.engine import run_order
 from bridge.errors import InvalidOrderError
-from bridge.fleet import ServerSpec, save_server
 from bridge.ops import OperationRefusedError
 from bridge.ops.orders import cancel_order
 from bridge.ops.probe import probe_server
@@ -29,7 +28,7 @@ from bridge.ops.retention import run_retention
 from bridge.ops.retry import retry_order
 from bridge.settings import Settings
 from bridge.simulator import SimulatorServer
-from tests.factories import create_spec, drive, load, submit
+from tests.factories import create_spec, drive, load, set_server_key, submit
 from tests.panel_api import PanelApi
 from tests.simctl import FakeClock, SimControl
 
@@ -320,18 +319,7 @@ def test_rejected_credentials_make_the_servers_orders_wait_until_fixed(
     sim: SimControl,
     clock: FakeClock,
 ) -> None:
-    with services.sessions.begin() as session:
-        save_server(
-            session,
-            services.box,
-            ServerSpec(
-                name="sim",
-                base_url=simulator.base_url,
-                auth_mode=server.auth_mode,
-                api_key="wsp_" + "0" * 48,
-                rate_limit_per_min=6000,
-            ),
-        )
+    set_server_key(services, simulator.base_url, "wsp_" + "0" * 48)
     first = submit(services, _user_only(1))
     second = submit(services, _user_only(2))
     run_order(services, first)
@@ -344,18 +332,7 @@ def test_rejected_credentials_make_the_servers_orders_wait_until_fixed(
     clock.advance(3600)
     report = dispatch_due_orders(services)
     assert report.orders == 0  # nothing goes to a server whose key is refused
-    with services.sessions.begin() as session:
-        save_server(
-            session,
-            services.box,
-            ServerSpec(
-                name="sim",
-                base_url=simulator.base_url,
-                auth_mode=server.auth_mode,
-                api_key=simulator.credentials().api_key,
-                rate_limit_per_min=6000,
-            ),
-        )
+    set_server_key(services, simulator.base_url, simulator.credentials().api_key)
     for order_uuid in (first, second):
         assert drive(services, order_uuid, clock, sim).status is OrderStatus.COMPLETED
 

@@ -9,7 +9,7 @@ from bridge.container import Services
 from bridge.db.models import Server
 from bridge.domain.model import AccountRole, Action, OrderSpec
 from bridge.domain.states import OrderStatus
-from tests.factories import create_spec, drive, submit
+from tests.factories import create_spec, drive, set_server_key, submit
 from tests.panel_api import PanelApi
 from tests.simctl import FakeClock, SimControl
 
@@ -103,23 +103,11 @@ def test_only_an_admin_credential_creates_resellers(
     panel_api: PanelApi,
     simulator: object,
 ) -> None:
-    from bridge.fleet import ServerSpec, save_server
     from bridge.simulator import SimulatorServer
 
     assert isinstance(simulator, SimulatorServer)
     panel_api.create_user("partner", role="reseller")
-    with services.sessions.begin() as session:
-        save_server(
-            session,
-            services.box,
-            ServerSpec(
-                name="sim",
-                base_url=simulator.base_url,
-                auth_mode=server.auth_mode,
-                api_key=panel_api.create_key("partner"),
-                rate_limit_per_min=6000,
-            ),
-        )
+    set_server_key(services, simulator.base_url, panel_api.create_key("partner"))
     order = drive(services, submit(services, _reseller_spec()), clock, sim)
     assert order.status is OrderStatus.FAILED
     assert order.steps[0].panel_status == 403

@@ -54,7 +54,8 @@ def test_development_generates_secrets_once_private(
     ]
     path = tmp_path / "dev-secrets.json"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    second, _ = load_settings()
+    second, generated_again = load_settings()
+    assert generated_again == []  # read back, not created: no second warning
     assert first.secret_key is not None
     assert second.secret_key is not None
     assert first.secret_key.get_secret_value() == second.secret_key.get_secret_value()
@@ -75,6 +76,17 @@ def test_explicit_secret_is_not_replaced(
     assert "BRIDGE_INTAKE_SECRET" not in generated
     assert settings.intake_secret is not None
     assert settings.intake_secret.get_secret_value() == "from-env"
+
+
+def test_a_secret_added_later_is_the_only_one_reported(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("BRIDGE_VAR_DIR", str(tmp_path))
+    monkeypatch.setenv("BRIDGE_ADMIN_TOKEN", "from-env")
+    load_settings()
+    monkeypatch.delenv("BRIDGE_ADMIN_TOKEN")
+    _, generated = load_settings()
+    assert generated == ["BRIDGE_ADMIN_TOKEN"]
 
 
 def test_comma_separated_origins(

@@ -1,0 +1,426 @@
+<?php
+/**
+ * WHMCS server (provisioning) module for wispanel-bridge.
+ *
+ * The WHMCS server record is the bridge: hostname (and port) = the bridge's API,
+ * password = BRIDGE_INTAKE_SECRET, access hash = an optional admin token of role
+ * `operate` (enables "Retry provisioning"). Every lifecycle call becomes one signed
+ * bridge order; the module waits a short, configurable time for it and answers
+ * "success" when it completed, the bridge's error text when it failed, and "success"
+ * (recorded as in progress) when it is still running: the bridge's signed callback
+ * to callback.php then updates the service. PHP 8.1+, no Composer dependencies.
+ */
+
+declare(strict_types=1);
+
+if (!defined('WHMCS')) {
+    die('This file cannot be accessed directly');
+}
+
+require_once __DIR__ . '/lib/BridgeApi.php';
+require_once __DIR__ . '/lib/Store.php';
+
+use WispanelBridge\BridgeApi;
+use WispanelBridge\BridgeError;
+use WispanelBridge\Store;
+
+const WISPANELBRIDGE_DEFAULT_WAIT_SECONDS = 8;
+
+function wispanelbridge_MetaData(): array
+{
+    return [
+        'DisplayName' => 'WisPanel Bridge',
+        'APIVersion' => '1.1',
+        'RequiresServer' => true,
+        'DefaultNonSSLPort' => '8000',
+        'DefaultSSLPort' => '443',
+        'ServiceSingleSignOnLabel' => 'Log in to WisPanel',
+    ];
+}
+
+/** Product settings: configoption1..5 in this order. */
+function wispanelbridge_ConfigOptions(): array
+{
+    return [
+        'Package' => [
+            'Type' => 'text',
+            'Size' => '32',
+            'Default' => 'default',
+            'Description' => 'WisPanel package of the account',
+            'Loader' => 'wispanelbridge_PackageLoader',
+            'SimpleMode' => true,
+        ],
+        'SSL certificate' => [
+            'Type' => 'yesno',
+            'Description' => 'Issue a certificate for the domain',
+            'SimpleMode' => true,
+        ],
+        'Mailboxes' => [
+            'Type' => 'text',
+            'Size' => '40',
+            'Description' => 'Comma-separated local parts created with the account '
+                . '(e.g. info,sales), with the service password',
+            'SimpleMode' => true,
+        ],
+        'Server group' => [
+            'Type' => 'text',
+            'Size' => '32',
+            'Description' => 'Bridge server group to place new accounts in (empty: any)',
+            'SimpleMode' => true,
+        ],
+        'Wait seconds' => [
+            'Type' => 'text',
+            'Size' => '4',
+            'Default' => (string) WISPANELBRIDGE_DEFAULT_WAIT_SECONDS,
+            'Description' => 'How long a module command waits for the bridge to finish '
+                . '(then it reports success and the callback settles the outcome)',
+        ],
+    ];
+}
+
+/** Package dropdown from the bridge's package list (GET /v1/packages). */
+function wispanelbridge_PackageLoader(array $params): array
+{
+    $api = BridgeApi::fromParams($params);
+    $group = trim((string) ($params['configoption4'] ?? ''));
+    $target = '/v1/packages' . ($group !== '' ? '?group=' . rawurlencode($group) : '');
+    [$status, $answer] = $api->signed('GET', $target);
+    if ($status !== 200) {
+        throw new Exception(BridgeApi::describe($status, $answer));
+    }
+    $names = [];
+    foreach ($answer['packages'] ?? $answer['data'] ?? [] as $package) {
+        $name = is_array($package) ? (string) ($package['name'] ?? '') : (string) $package;
+        if ($name !== '') {
+            $names[$name] = $name;
+        }
+    }
+    return $names;
+}
+
+/** Signed GET of an unknown service: 404 proves the URL and the secret. */
+function wispanelbridge_TestConnection(array $params): array
+{
+    try {
+        [$status, $answer] = BridgeApi::fromParams($params)->signed('GET', '/v1/services/whmcs-connection-test');
+    } catch (Throwable $exc) {
+        return ['success' => false, 'error' => $exc->getMessage()];
+    }
+    if ($status === 404) {
+        return ['success' => true, 'error' => ''];
+    }
+    if ($status === 401) {
+        return ['success' => false, 'error' => 'The bridge refused the signature: check the password (intake secret) and this server\'s clock'];
+    }
+    return ['success' => false, 'error' => BridgeApi::describe($status, $answer)];
+}
+
+function wispanelbridge_CreateAccount(array $params): string
+{
+    $order = wispanelbridge_order_base($params, 'create') + [
+        'account' => [
+            'username' => (string) $params['username'],
+            'email' => (string) ($params['clientsdetails']['email'] ?? ''),
+            'password' => (string) $params['password'],
+            'package' => wispanelbridge_package($params),
+        ],
+    ];
+    $domain = strtolower(trim((string) ($params['domain'] ?? '')));
+    if ($domain !== '') {
+        $order['domain'] = $domain;
+        $order['ssl'] = wispanelbridge_yes($params['configoption2'] ?? '');
+        $mailboxes = [];
+        foreach (explode(',', (string) ($params['configoption3'] ?? '')) as $localPart) {
+            $localPart = strtolower(trim($localPart));
+            if ($localPart !== '') {
+                $mailboxes[] = ['local_part' => $localPart, 'password' => (string) $params['password']];
+            }
+        }
+        $order['mailboxes'] = $mailboxes;
+    }
+    $group = trim((string) ($params['configoption4'] ?? ''));
+    if ($group !== '') {
+        $order['server_group'] = $group;
+    }
+    return wispanelbridge_run($params, $order);
+}
+
+/** WHMCS's automatic suspension says "Overdue on Payment"; that is non-payment. */
+function wispanelbridge_suspend_reason(string $whmcsReason): string
+{
+    $reason = strtolower($whmcsReason);
+    if (str_contains($reason, 'overdue')) {
+        return 'non_payment';
+    }
+    return str_contains($reason, 'abuse') ? 'abuse' : 'other';
+}
+
+function wispanelbridge_SuspendAccount(array $params): string
+{
+    $order = wispanelbridge_order_base($params, 'suspend');
+    $order['reason'] = wispanelbridge_suspend_reason((string) ($params['suspendreason'] ?? ''));
+    return wispanelbridge_run($params, $order);
+}
+
+function wispanelbridge_UnsuspendAccount(array $params): string
+{
+    return wispanelbridge_run($params, wispanelbridge_order_base($params, 'unsuspend'));
+}
+
+function wispanelbridge_TerminateAccount(array $params): string
+{
+    return wispanelbridge_run($params, wispanelbridge_order_base($params, 'terminate'));
+}
+
+function wispanelbridge_ChangePackage(array $params): string
+{
+    $order = wispanelbridge_order_base($params, 'change_package');
+    $order['package'] = wispanelbridge_package($params);
+    return wispanelbridge_run($params, $order);
+}
+
+function wispanelbridge_ChangePassword(array $params): string
+{
+    $order = wispanelbridge_order_base($params, 'change_password');
+    $order['password'] = (string) $params['password'];
+    return wispanelbridge_run($params, $order);
+}
+
+/** Report the payment: a service suspended for non-payment gets unsuspended. */
+function wispanelbridge_Renew(array $params): string
+{
+    $paidUntil = wispanelbridge_next_due_date($params);
+    if ($paidUntil === null) {
+        return 'No next due date on the service';
+    }
+    $serviceId = wispanelbridge_service_id($params);
+    $target = '/v1/services/' . rawurlencode($serviceId) . '/payments';
+    try {
+        $api = BridgeApi::fromParams($params);
+        [$status, $answer] = $api->signed('POST', $target, ['paid_until' => $paidUntil]);
+        logModuleCall('wispanelbridge', 'Renew', ['paid_until' => $paidUntil], $answer);
+        if ($status !== 200) {
+            return BridgeApi::describe($status, $answer);
+        }
+        if (!empty($answer['order'])) {
+            Store::recordOrder((int) $params['serviceid'], $answer['order']);
+        }
+    } catch (Throwable $exc) {
+        return $exc->getMessage();
+    }
+    return 'success';
+}
+
+/** One-click login into the account's panel (POST /v1/services/{id}/sso). */
+function wispanelbridge_ServiceSingleSignOn(array $params): array
+{
+    $target = '/v1/services/' . rawurlencode(wispanelbridge_service_id($params)) . '/sso';
+    try {
+        [$status, $answer] = BridgeApi::fromParams($params)->signed('POST', $target, []);
+    } catch (Throwable $exc) {
+        return ['success' => false, 'errorMsg' => $exc->getMessage()];
+    }
+    if ($status !== 200 || empty($answer['url'])) {
+        return ['success' => false, 'errorMsg' => BridgeApi::describe($status, $answer)];
+    }
+    return ['success' => true, 'redirectTo' => (string) $answer['url']];
+}
+
+/** Disk and bandwidth of every service on this bridge (GET /v1/usage, paginated). */
+function wispanelbridge_UsageUpdate(array $params): string
+{
+    try {
+        $api = BridgeApi::fromParams($params);
+        $target = '/v1/usage';
+        for ($page = 0; $target !== null && $page < 1000; $page++) {
+            [$status, $answer] = $api->signed('GET', $target);
+            if ($status !== 200) {
+                return BridgeApi::describe($status, $answer);
+            }
+            foreach ($answer['data'] ?? [] as $usage) {
+                wispanelbridge_store_usage((int) $params['serverid'], $usage);
+            }
+            $next = $answer['next'] ?? null;
+            $target = is_string($next) && $next !== '' ? (string) parse_url($next, PHP_URL_PATH)
+                . (parse_url($next, PHP_URL_QUERY) ? '?' . parse_url($next, PHP_URL_QUERY) : '') : null;
+        }
+    } catch (Throwable $exc) {
+        return $exc->getMessage();
+    }
+    return 'success';
+}
+
+function wispanelbridge_store_usage(int $serverId, array $usage): void
+{
+    if (!ctype_digit((string) ($usage['service_id'] ?? ''))) {
+        return; // not a WHMCS service id
+    }
+    WHMCS\Database\Capsule::table('tblhosting')
+        ->where('id', (int) $usage['service_id'])
+        ->where('server', $serverId)
+        ->update([
+            'diskusage' => (int) ($usage['disk_used_mb'] ?? 0),
+            'disklimit' => (int) ($usage['disk_limit_mb'] ?? 0),
+            'bwusage' => (int) ($usage['bandwidth_used_mb'] ?? 0),
+            'bwlimit' => (int) ($usage['bandwidth_limit_mb'] ?? 0),
+            'lastupdate' => gmdate('Y-m-d H:i:s'),
+        ]);
+}
+
+/** The client area: the account as the bridge knows it. */
+function wispanelbridge_ClientArea(array $params): array
+{
+    $service = null;
+    $error = '';
+    try {
+        $target = '/v1/services/' . rawurlencode(wispanelbridge_service_id($params));
+        [$status, $answer] = BridgeApi::fromParams($params)->signed('GET', $target);
+        if ($status === 200) {
+            $service = $answer['service'];
+        } else {
+            $error = $status === 404 ? 'Not provisioned yet' : 'Status unavailable';
+        }
+    } catch (Throwable $exc) {
+        $error = 'Status unavailable';
+    }
+    return [
+        'templatefile' => 'templates/clientarea',
+        'vars' => ['bridgeService' => $service, 'bridgeError' => $error],
+    ];
+}
+
+/** Admin service tab: the last bridge order (refreshed), its error and the panel. */
+function wispanelbridge_AdminServicesTabFields(array $params): array
+{
+    $last = Store::lastOrder((int) $params['serviceid']);
+    if ($last === null) {
+        return ['Bridge order' => 'none yet'];
+    }
+    try {
+        $order = BridgeApi::fromParams($params)->getOrder((string) $last['order_uuid']);
+        Store::recordOrder((int) $params['serviceid'], $order);
+        $last = Store::lastOrder((int) $params['serviceid']);
+    } catch (Throwable $exc) {
+        $last['status'] .= ' (bridge unreachable: last known)';
+    }
+    $esc = static fn ($value): string => htmlspecialchars((string) $value, ENT_QUOTES);
+    return [
+        'Bridge order' => $esc($last['action']) . ' ' . $esc($last['order_id'])
+            . ' (' . $esc($last['order_uuid']) . ')',
+        'Order status' => $esc($last['status']),
+        'Last error' => $last['last_error'] === null ? '—' : $esc($last['last_error']),
+        'Panel server' => $last['server'] === null ? '—' : $esc($last['server']),
+    ];
+}
+
+/** "Retry provisioning", shown only when the server record holds an admin token. */
+function wispanelbridge_AdminCustomButtonArray(array $params = []): array
+{
+    if ($params !== [] && trim((string) ($params['serveraccesshash'] ?? '')) === '') {
+        return [];
+    }
+    return ['Retry provisioning' => 'RetryProvisioning'];
+}
+
+/** Retry the service's last failed order from the bridge's failed-jobs queue. */
+function wispanelbridge_RetryProvisioning(array $params): string
+{
+    $last = Store::lastOrder((int) $params['serviceid']);
+    if ($last === null) {
+        return 'No bridge order recorded for this service';
+    }
+    try {
+        $api = BridgeApi::fromParams($params);
+        $target = '/v1/admin/orders/' . rawurlencode((string) $last['order_uuid']) . '/retry';
+        [$status, $answer] = $api->admin('POST', $target);
+        logModuleCall('wispanelbridge', 'RetryProvisioning', $target, $answer);
+        if ($status !== 200) {
+            return BridgeApi::describe($status, $answer);
+        }
+        $order = $api->waitForOrder($api->getOrder((string) $last['order_uuid']), wispanelbridge_wait_seconds($params));
+        Store::recordOrder((int) $params['serviceid'], $order);
+        return $order['status'] === 'failed' ? (string) $order['last_error'] : 'success';
+    } catch (Throwable $exc) {
+        return $exc->getMessage();
+    }
+}
+
+// ---- helpers -------------------------------------------------------------------
+
+/** The bridge's service_id of a WHMCS service: its tblhosting id. */
+function wispanelbridge_service_id(array $params): string
+{
+    return (string) $params['serviceid'];
+}
+
+/** A new order_id per module command; a network retry of it reuses the array. */
+function wispanelbridge_order_base(array $params, string $action): array
+{
+    return [
+        'order_id' => 'whmcs-' . $params['serviceid'] . '-' . $action . '-' . bin2hex(random_bytes(6)),
+        'service_id' => wispanelbridge_service_id($params),
+        'action' => $action,
+    ];
+}
+
+/** Submit, wait a little, and answer as WHMCS expects ("success" or the error). */
+function wispanelbridge_run(array $params, array $order): string
+{
+    $logged = $order;
+    unset($logged['account']['password'], $logged['password'], $logged['mailboxes']);
+    try {
+        $api = BridgeApi::fromParams($params);
+        try {
+            $accepted = $api->submitOrder($order);
+        } catch (BridgeError $exc) {
+            if (!str_contains($exc->getMessage(), 'unreachable')) {
+                throw $exc;
+            }
+            $accepted = $api->submitOrder($order); // same order_id: never a second order
+        }
+        $final = $api->waitForOrder($accepted, wispanelbridge_wait_seconds($params));
+        Store::recordOrder((int) $params['serviceid'], $final);
+        logModuleCall('wispanelbridge', $order['action'], $logged, $final, null, [(string) $params['password']]);
+    } catch (Throwable $exc) {
+        logModuleCall('wispanelbridge', $order['action'], $logged, $exc->getMessage(), null, [(string) $params['password']]);
+        return $exc->getMessage();
+    }
+    if ($final['status'] === 'failed' || $final['status'] === 'cancelled') {
+        return (string) ($final['last_error'] ?: 'Order ' . $final['status']);
+    }
+    return 'success'; // completed, or still running: the callback settles it
+}
+
+function wispanelbridge_wait_seconds(array $params): float
+{
+    $value = trim((string) ($params['configoption5'] ?? ''));
+    return is_numeric($value) ? max(0.0, min(60.0, (float) $value)) : WISPANELBRIDGE_DEFAULT_WAIT_SECONDS;
+}
+
+function wispanelbridge_package(array $params): string
+{
+    $package = trim((string) ($params['configoption1'] ?? ''));
+    return $package !== '' ? $package : 'default';
+}
+
+function wispanelbridge_yes(mixed $value): bool
+{
+    return in_array(strtolower((string) $value), ['on', 'yes', '1', 'true'], true);
+}
+
+/** The service's next due date (Y-m-d): it is paid until then. */
+function wispanelbridge_next_due_date(array $params): ?string
+{
+    $date = null;
+    if (isset($params['model']) && is_object($params['model'])) {
+        $date = $params['model']->nextduedate ?? null;
+    }
+    if ($date === null) {
+        $date = WHMCS\Database\Capsule::table('tblhosting')->where('id', (int) $params['serviceid'])->value('nextduedate');
+    }
+    if ($date instanceof DateTimeInterface) {
+        return $date->format('Y-m-d');
+    }
+    $date = substr((string) $date, 0, 10);
+    return preg_match('/^\d{4}-\d{2}-\d{2}$/', $date) && $date !== '0000-00-00' ? $date : null;
+}

@@ -1,0 +1,294 @@
+<?php
+/**
+ * The WHMCS module against a live bridge (API, worker, demo panel) with the WHMCS
+ * stand-in; tests/e2e/test_whmcs.py starts everything and runs this with phpunit.
+ * SSO, UsageUpdate and the package loader call endpoints this branch does not have
+ * and are not exercised here.
+ */
+
+declare(strict_types=1);
+
+use PHPUnit\Framework\TestCase;
+use WHMCS\Database\Capsule;
+use WispanelBridge\BridgeApi;
+
+require_once getenv('WHMCS_ROOT') . '/init.php';
+require_once getenv('WHMCS_ROOT') . '/modules/servers/wispanelbridge/wispanelbridge.php';
+
+final class ModuleTest extends TestCase
+{
+    private int $serviceId;
+    private string $username;
+
+    protected function setUp(): void
+    {
+        $this->serviceId = random_int(100000, 999999999);
+        $this->username = 'w' . substr(bin2hex(random_bytes(8)), 0, 10);
+        Capsule::table('tblhosting')->insert([
+            'id' => $this->serviceId,
+            'server' => 1,
+            'domainstatus' => 'Pending',
+            'nextduedate' => gmdate('Y-m-d', time() + 30 * 86400),
+        ]);
+        $this->setLicense(-1);
+    }
+
+    private function params(array $overrides = []): array
+    {
+        return $overrides + [
+            'serviceid' => $this->serviceId,
+            'serverid' => 1,
+            'serverhostname' => getenv('BRIDGE_HOST'),
+            'serverport' => getenv('BRIDGE_PORT'),
+            'serversecure' => '',
+            'serverpassword' => getenv('BRIDGE_SECRET'),
+            'serveraccesshash' => getenv('BRIDGE_ADMIN_TOKEN'),
+            'username' => $this->username,
+            'password' => 'Whmcs-Pass-' . $this->serviceId,
+            'domain' => '',
+            'clientsdetails' => ['email' => $this->username . '@example.com'],
+            'configoption1' => 'default',
+            'configoption2' => '',
+            'configoption3' => '',
+            'configoption4' => '',
+            'configoption5' => '30',
+            'suspendreason' => '',
+        ];
+    }
+
+    private static function sim(string $method, string $path, ?array $body = null): array
+    {
+        $curl = curl_init(getenv('SIM_URL') . $path);
+        curl_setopt_array($curl, [
+            CURLOPT_CUSTOMREQUEST => $method,
+            CURLOPT_RETURNTRANSFER => true,
+            CURLOPT_POSTFIELDS => $body === null ? null : json_encode($body),
+            CURLOPT_HTTPHEADER => ['Content-Type: application/json'],
+        ]);
+        $raw = (string) curl_exec($curl);
+        curl_close($curl);
+        return json_decode($raw, true);
+    }
+
+    private function setLicense(int $maxUsers): void
+    {
+        self::sim('POST', '/_sim/config', ['license_max_users' => $maxUsers]);
+    }
+
+    private function panelUser(): ?array
+    {
+        return self::sim('GET', '/_sim/state')['users'][$this->username] ?? null;
+    }
+
+    private function bridgeService(): array
+    {
+        [$status, $answer] = BridgeApi::fromParams($this->params())->signed('GET', '/v1/services/' . $this->serviceId);
+        $this->assertSame(200, $status);
+        return $answer['service'];
+    }
+
+    private static function state(): array
+    {
+        // Under the stand-in's lock: callback.php may be writing the file right now.
+        return standin_transaction(fn (array &$state): array => $state);
+    }
+
+    private function waitFor(callable $check, string $what): void
+    {
+        $deadline = microtime(true) + 60;
+        while (!$check()) {
+            if (microtime(true) > $deadline) {
+                $this->fail("never happened: $what");
+            }
+            usleep(200000);
+        }
+    }
+
+    private function hostingStatus(): string
+    {
+        return (string) Capsule::table('tblhosting')->where('id', $this->serviceId)->value('domainstatus');
+    }
+
+    public function testMetaDataAndConfigOptionsFollowWhmcsConventions(): void
+    {
+        $meta = wispanelbridge_MetaData();
+        $this->assertSame('1.1', $meta['APIVersion']);
+        $this->assertTrue($meta['RequiresServer']);
+        $this->assertArrayNotHasKey('AdminSingleSignOnLabel', $meta);
+        $options = wispanelbridge_ConfigOptions();
+        $this->assertSame(['Package', 'SSL certificate', 'Mailboxes', 'Server group', 'Wait seconds'], array_keys($options));
+        $this->assertSame('wispanelbridge_PackageLoader', $options['Package']['Loader']);
+    }
+
+    public function testTestConnectionAcceptsTheSecretAndRefusesAnother(): void
+    {
+        $this->assertSame(['success' => true, 'error' => ''], wispanelbridge_TestConnection($this->params()));
+        $wrong = wispanelbridge_TestConnection($this->params(['serverpassword' => 'not-the-secret']));
+        $this->assertFalse($wrong['success']);
+        $this->assertStringContainsString('refused the signature', $wrong['error']);
+    }
+
+    public function testCreateAccountProvisionsThePanelAndLogsNoPassword(): void
+    {
+        $domain = $this->username . '.example';
+        $params = $this->params(['domain' => $domain, 'configoption3' => 'info']);
+        $this->assertSame('success', wispanelbridge_CreateAccount($params));
+        $user = $this->panelUser();
+        $this->assertNotNull($user);
+        $this->assertSame('default', $user['package']);
+        $this->assertArrayHasKey("info@$domain", self::sim('GET', '/_sim/state')['mailboxes']);
+        $this->assertSame('active', $this->bridgeService()['status']);
+        $fields = wispanelbridge_AdminServicesTabFields($params);
+        $this->assertSame('completed', $fields['Order status']);
+        $this->assertSame('demo', $fields['Panel server']);
+        $log = json_encode(self::state()['modulelog']);
+        $this->assertStringContainsString('"action":"create"', $log);
+        $this->assertStringNotContainsString($params['password'], $log);
+        $area = wispanelbridge_ClientArea($params);
+        $this->assertSame($domain, $area['vars']['bridgeService']['domain']);
+    }
+
+    public function testOverdueSuspensionIsNonPaymentAndRenewLiftsIt(): void
+    {
+        $this->assertSame('success', wispanelbridge_CreateAccount($this->params()));
+        $this->assertSame('success', wispanelbridge_SuspendAccount($this->params(['suspendreason' => 'Overdue on Payment'])));
+        $service = $this->bridgeService();
+        $this->assertSame('suspended', $service['status']);
+        $this->assertSame('non_payment', $service['suspension_reason']);
+        $this->assertSame('suspended', $this->panelUser()['status']);
+        $paidUntil = gmdate('Y-m-d', time() + 30 * 86400);
+        $model = (object) ['nextduedate' => $paidUntil];
+        $this->assertSame('success', wispanelbridge_Renew($this->params(['model' => $model])));
+        $this->waitFor(fn () => $this->bridgeService()['status'] === 'active', 'the payment unsuspended the service');
+        $this->assertSame($paidUntil, $this->bridgeService()['paid_until']);
+        $this->waitFor(fn () => $this->panelUser()['status'] === 'active', 'the panel account is active again');
+    }
+
+    public function testSuspendReasonsMapToTheBridgesWords(): void
+    {
+        $this->assertSame('non_payment', wispanelbridge_suspend_reason('Overdue on Payment'));
+        $this->assertSame('abuse', wispanelbridge_suspend_reason('Abuse: spam'));
+        $this->assertSame('other', wispanelbridge_suspend_reason(''));
+        $this->assertSame('success', wispanelbridge_CreateAccount($this->params()));
+        $this->assertSame('success', wispanelbridge_SuspendAccount($this->params(['suspendreason' => 'Abuse report #12'])));
+        $this->assertSame('abuse', $this->bridgeService()['suspension_reason']);
+        $this->assertSame('success', wispanelbridge_UnsuspendAccount($this->params()));
+        $this->assertSame('active', $this->panelUser()['status']);
+    }
+
+    public function testChangePackagePasswordAndTerminate(): void
+    {
+        $this->assertSame('success', wispanelbridge_CreateAccount($this->params()));
+        $this->assertSame('success', wispanelbridge_ChangePackage($this->params(['configoption1' => 'basic'])));
+        $this->assertSame('basic', $this->panelUser()['package']);
+        $this->assertSame('success', wispanelbridge_ChangePassword($this->params(['password' => 'Another-Pass-42'])));
+        $this->assertSame('success', wispanelbridge_TerminateAccount($this->params()));
+        $this->assertNull($this->panelUser());
+        $this->assertSame('terminated', $this->bridgeService()['status']);
+    }
+
+    public function testAFailedCreateReturnsTheBridgesErrorAndRetryProvisioningFixesIt(): void
+    {
+        $this->setLicense(0);
+        $error = wispanelbridge_CreateAccount($this->params());
+        $this->assertStringContainsString('License limit reached', $error);
+        $this->assertNull($this->panelUser());
+        $this->assertSame('failed', wispanelbridge_AdminServicesTabFields($this->params())['Order status']);
+        $this->setLicense(-1);
+        $this->assertSame(['Retry provisioning' => 'RetryProvisioning'], wispanelbridge_AdminCustomButtonArray($this->params()));
+        $this->assertSame('success', wispanelbridge_RetryProvisioning($this->params()));
+        $this->assertNotNull($this->panelUser());
+    }
+
+    public function testRetryButtonIsHiddenWithoutAnAdminToken(): void
+    {
+        $this->assertSame([], wispanelbridge_AdminCustomButtonArray($this->params(['serveraccesshash' => ''])));
+    }
+
+    public function testInvalidInputIsRefusedWithTheFieldNamed(): void
+    {
+        $error = wispanelbridge_CreateAccount($this->params(['username' => 'Bad Name']));
+        $this->assertStringContainsString('HTTP 422', $error);
+        $this->assertStringContainsString('username', $error);
+    }
+
+    public function testAnOrderStillRunningIsSuccessAndTheCallbackSettlesIt(): void
+    {
+        $this->setLicense(0);
+        // No wait: the module answers before the bridge has run the order.
+        $this->assertSame('success', wispanelbridge_CreateAccount($this->params(['configoption5' => '0'])));
+        // WHMCS activates a service whose CreateAccount answered "success".
+        localAPI('UpdateClientProduct', ['serviceid' => $this->serviceId, 'status' => 'Active']);
+        $this->waitFor(
+            fn () => $this->hostingStatus() === 'Pending' && $this->todoFor() !== null,
+            'the failure callback reached callback.php'
+        );
+        $this->assertStringContainsString('License limit reached', $this->todoFor()['description']);
+        $this->setLicense(-1);
+    }
+
+    private function todoFor(): ?array
+    {
+        foreach (self::state()['tables']['tbltodolist'] ?? [] as $todo) {
+            if (str_contains($todo['title'], '#' . $this->serviceId)) {
+                return $todo;
+            }
+        }
+        return null;
+    }
+
+    private static function postCallback(string $body, array $headers): array
+    {
+        $curl = curl_init(getenv('CALLBACK_URL'));
+        $lines = [];
+        foreach ($headers as $name => $value) {
+            $lines[] = "$name: $value";
+        }
+        curl_setopt_array($curl, [
+            CURLOPT_POST => true,
+            CURLOPT_POSTFIELDS => $body,
+            CURLOPT_RETURNTRANSFER => true,
+            CURLOPT_HTTPHEADER => $lines,
+        ]);
+        $raw = (string) curl_exec($curl);
+        $status = (int) curl_getinfo($curl, CURLINFO_RESPONSE_CODE);
+        curl_close($curl);
+        return [$status, json_decode($raw, true)];
+    }
+
+    private static function signedCallback(string $body, string $delivery, int $age = 0, ?string $secret = null): array
+    {
+        $timestamp = (string) (time() - $age);
+        $signature = 'sha256=' . hash_hmac('sha256', $timestamp . '.' . $body, $secret ?? (string) getenv('BRIDGE_SECRET'));
+        return [
+            'Content-Type' => 'application/json',
+            'X-Bridge-Timestamp' => $timestamp,
+            'X-Bridge-Signature' => $signature,
+            'X-Bridge-Delivery' => $delivery,
+        ];
+    }
+
+    public function testCallbackRefusesForgeriesAndStaleTimestampsAndAppliesADeliveryOnce(): void
+    {
+        $body = json_encode([
+            'order_id' => "whmcs-{$this->serviceId}-suspend-x",
+            'service_id' => (string) $this->serviceId,
+            'action' => 'suspend',
+            'status' => 'completed',
+            'result' => 'success',
+        ]);
+        $delivery = sprintf('%08x-0000-4000-8000-%012x', random_int(0, 0xffffffff), $this->serviceId);
+        [$forged] = self::postCallback($body, self::signedCallback($body, $delivery, 0, 'not-the-secret'));
+        [$stale] = self::postCallback($body, self::signedCallback($body, $delivery, 301));
+        $this->assertSame([401, 401], [$forged, $stale]);
+        $this->assertSame('Pending', $this->hostingStatus());
+        [$first, $applied] = self::postCallback($body, self::signedCallback($body, $delivery));
+        $this->assertSame([200, ['applied' => true]], [$first, $applied]);
+        $this->assertSame('Suspended', $this->hostingStatus());
+        localAPI('UpdateClientProduct', ['serviceid' => $this->serviceId, 'status' => 'Active']);
+        [$again, $replay] = self::postCallback($body, self::signedCallback($body, $delivery));
+        $this->assertSame(200, $again);
+        $this->assertFalse($replay['applied']);
+        $this->assertSame('Active', $this->hostingStatus()); // the replay changed nothing
+    }
+}
