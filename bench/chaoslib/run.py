@@ -1,17 +1,13 @@
 """One chaos run end to end: bring everything up, post the workload under chaos,
 wait for quiescence, stop the bridge, and judge what the panels and DB hold."""
 
-import os
-import platform
-import subprocess
 import time
 from typing import Any
 
 from sqlalchemy import Engine
 
-from bench.chaoslib import checks, procs, setup, snapshot
+from bench.chaoslib import procs, report, setup, snapshot
 from bench.chaoslib.billing import Billing
-from bench.chaoslib.compare import compare
 from bench.chaoslib.config import INTAKE_SECRET, ChaosConfig
 from bench.chaoslib.events import Chaos
 from bench.chaoslib.panels import SimPanel
@@ -143,133 +139,28 @@ class Run:
         return False
 
     def _judge(self, work: Workload, billing: Billing, chaos: Chaos) -> dict[str, Any]:
+        """Stop the bridge, read panels and database, and build the report."""
         for proc in [*self.workers, self.beat, self.api]:
             proc.stop(timeout=10)
         for panel in self.panels.values():
             panel.clear_faults()
             panel.configure(login_limit_per_min=1_000_000)  # for the password check
-        assert self.engine is not None  # noqa: S101 - set in _bring_up
-        snap = snapshot.take(self.engine)
-        ledgers = {n: p.ledger() for n, p in self.panels.items()}
-        requests = {n: p.requests() for n, p in self.panels.items()}
-        states = {n: p.state() for n, p in self.panels.items()}
-        panel_settings = setup.panel_settings(self.panels)
+        evidence = report.Evidence(
+            snap=snapshot.take(self._engine()),
+            ledgers={n: p.ledger() for n, p in self.panels.items()},
+            requests={n: p.requests() for n, p in self.panels.items()},
+            states={n: p.state() for n, p in self.panels.items()},
+            panel_settings=setup.panel_settings(self.panels),
+        )
 
         def login(panel: str, username: str, password: str) -> int:
             return self.panels[panel].login_status(username, password)
 
-        duplicates = checks.duplicates(ledgers, requests, snap)
-        lost = checks.lost(billing.log.accepted, snap)
-        stuck = checks.stuck(snap)
-        by_reason, unexplained = checks.failures(snap)
-        mismatches, leftovers = compare(snap, states, work.passwords, login)
-        overlaps = checks.lease_overlaps(
-            requests,
-            self.cfg.stall_seconds,
-            [kill["wall"] for kill in chaos.log.kills],
+        return report.build(
+            self.cfg,
+            evidence,
+            work=work,
+            posts=billing.log,
+            events=chaos.log,
+            login=login,
         )
-        for overlap in overlaps:
-            info = snap.keys.get(overlap["idempotency_key"], {})
-            overlap["order_id"] = info.get("order_id")
-        lapses = [o for o in overlaps if not o["after_kill"]]
-        refused = checks.unexpected_rejections(
-            billing.log.rejected,
-            {o["order_id"]: o["service_id"] for o in work.orders},
-            snap,
-        )
-        statuses: dict[str, int] = {}
-        for order in snap.orders.values():
-            statuses[order["status"]] = statuses.get(order["status"], 0) + 1
-        verdict_ok = not (
-            duplicates
-            or lost
-            or stuck
-            or unexplained
-            or mismatches
-            or refused
-            or lapses
-        )
-        return {
-            "ok": verdict_ok,
-            "orders": {
-                "posted": len(work.orders),
-                "accepted": len(billing.log.accepted),
-                "rejected": len(billing.log.rejected),
-                "rejected_unexpected": refused,
-                "resends": billing.log.resends,
-                "replayed": billing.log.replayed,
-                "by_action": _count(o["action"] for o in work.orders),
-                "by_status": statuses,
-            },
-            "kills": len(chaos.log.kills),
-            "kills_with_orders_leased": sum(
-                1 for k in chaos.log.kills if k["orders_leased"]
-            ),
-            "orders_leased_at_kills": sum(k["orders_leased"] for k in chaos.log.kills),
-            "storms": len(chaos.log.storms),
-            "one_offs": chaos.log.one_offs,
-            "faults_injected": checks.faults_injected(requests),
-            # Panel requests per planned step: what faults and polls cost.
-            "request_amplification": round(
-                sum(len(log) for log in requests.values())
-                / max(sum(len(o["steps"]) for o in snap.orders.values()), 1),
-                2,
-            ),
-            "auth": checks.auth_activity(requests),
-            "duplicates": len(duplicates),
-            "duplicate_details": duplicates,
-            "lost": len(lost),
-            "lost_ids": lost,
-            "stuck": len(stuck),
-            "stuck_details": stuck,
-            "failed_by_reason": {k: len(v) for k, v in by_reason.items()},
-            "failed_ids_by_reason": by_reason,
-            "unexplained": unexplained,
-            "mismatches": len(mismatches),
-            "mismatch_details": mismatches,
-            "leftovers_of_failed_creates": leftovers,
-            "lease_lapses": len(lapses),
-            "stalled_call_resends": overlaps,
-            "panel_settings": panel_settings,
-            "settings": self.cfg.public(),
-            "engine": _engine_version(),
-            "machine": {
-                "cpus": _cpus(),
-                "platform": platform.platform(),
-                "python": platform.python_version(),
-                # The machine is shared: its load explains slow timings.
-                "load_average_at_end": [round(x, 1) for x in os.getloadavg()],
-            },
-            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
-
-
-def _count(values: Any) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for value in values:
-        counts[value] = counts.get(value, 0) + 1
-    return counts
-
-
-def _engine_version() -> dict[str, Any]:
-    def git(*args: str) -> str:
-        done = subprocess.run(
-            ["git", *args],  # noqa: S607 - git from PATH, like a developer
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        return done.stdout.strip()
-
-    # The last commit that changed the product: the engine the run exercised.
-    product = ("bridge", "workers", "migrations")
-    return {
-        "commit": git("rev-parse", "HEAD"),
-        "engine_commit": git("log", "-1", "--format=%H", "--", *product),
-        "engine_subject": git("log", "-1", "--format=%s", "--", *product),
-        "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
-    }
-
-
-def _cpus() -> int:
-    return os.cpu_count() or 0
