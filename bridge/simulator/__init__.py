@@ -58,9 +58,9 @@ Control API (per panel, no auth; bad input -> ``400 {"error": "..."}``):
 
 Other choices: ``GET /openapi.yaml`` (no auth) describes the API routes; packages
 ``default`` (unlimited), ``basic`` (1 domain, 5 mailboxes) and ``pro`` are seeded;
-an email account's ``id`` is its full address; SSO links are
-served at ``GET /sso/consume/<nonce>`` (302 once, then 410; 404 unknown); idempotency records, rate windows
-and faults are not persisted to ``state_file``.
+an email account's ``id`` is its full address; SSO links are served at
+``GET /sso/consume/<nonce>`` (302 once, then 410; 404 unknown); idempotency records,
+rate windows and faults are not persisted to ``state_file``.
 """
 
 from bridge.simulator.config import SimulatorConfig

@@ -131,10 +131,13 @@ def consume(panel: Panel, nonce: str) -> tuple[int, bytes, dict[str, str]]:
     return 302, body, {"location": record.target_path}
 
 
-def _error(panel: Panel, status: int, message: str) -> tuple[int, bytes, dict[str, str]]:
-    code = "NOT_FOUND" if status == 404 else "GONE"  # noqa: PLR2004
-    if status == 403:  # noqa: PLR2004
-        code = "FORBIDDEN"
+_CONSUME_CODES = {403: "FORBIDDEN", 404: "NOT_FOUND", 410: "GONE"}
+
+
+def _error(
+    panel: Panel, status: int, message: str
+) -> tuple[int, bytes, dict[str, str]]:
+    code = _CONSUME_CODES[status]
     return status, json_bytes(error_body(panel.config, status, code, message)), {}
 
 

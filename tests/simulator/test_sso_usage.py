@@ -92,9 +92,8 @@ def test_mint_rejects_absolute_target_path(panel):
 
 def test_user_usage_reads_figures_set_by_control(panel):
     panel.create_user("alice")
-    panel.control(
-        "POST", "usage", {"username": "alice", "disk_used_mb": 5, "bandwidth_used_mb": 7}
-    )
+    figures = {"username": "alice", "disk_used_mb": 5, "bandwidth_used_mb": 7}
+    panel.control("POST", "usage", figures)
 
     body = panel.get("/api/v1/users/alice/usage").json()
 
