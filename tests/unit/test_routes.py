@@ -73,4 +73,5 @@ def test_reads_and_writes_are_told_apart_by_method() -> None:
         "renew_ssl",
         "create_mailbox",
         "auth_login",
+        "sso_mint",
     }
