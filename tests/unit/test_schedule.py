@@ -63,4 +63,3 @@ def test_package_refresh_is_scheduled_unless_zero() -> None:
     assert schedule["refresh_packages"]["task"] == "bridge.refresh_packages"
     assert schedule["refresh_packages"]["schedule"] == 1800
     assert "refresh_packages" not in beat_schedule(Settings(packages_refresh_seconds=0))
-
