@@ -41,7 +41,6 @@ class PackagesOut(BaseModel):
 @router.get(
     "/packages",
     response_model=PackagesOut,
-    response_model_exclude_none=True,
     responses={
         401: {"description": "Missing/bad signature or timestamp"},
         404: {"description": "Unknown server, or no active server in the group"},
