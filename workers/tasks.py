@@ -13,8 +13,8 @@ from bridge.callbacks import deliver_callback
 from bridge.container import Services
 from bridge.dispatcher import dispatch_due_orders
 from bridge.engine import run_order
-from bridge.queue import DELIVER_CALLBACK_TASK, RUN_ORDER_TASK
 from bridge.packages import refresh_all_packages
+from bridge.queue import DELIVER_CALLBACK_TASK, RUN_ORDER_TASK
 from bridge.sweeps import run_sweep
 from bridge.usage import collect_step, start_usage_runs
 
