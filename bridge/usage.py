@@ -41,7 +41,6 @@ BULK = "bulk"
 PER_USER = "user"
 # Accounts whose usage is worth collecting (a terminated one is gone).
 _MEASURED = (ServiceStatus.ACTIVE, ServiceStatus.SUSPENDED)
-_RETRY_SECONDS = 30.0
 MAX_PER_PAGE = 500
 
 
@@ -84,14 +83,20 @@ def start_usage_runs(services: Services) -> list[tuple[str, str]]:
 
     Returns (server, run_id) pairs for the caller to enqueue as first steps.
     """
+    now = services.clock()
     with services.sessions() as session:
-        names = list(
-            session.scalars(
-                select(Server.name)
+        names = [
+            s.name
+            for s in session.scalars(
+                select(Server)
                 .where(Server.state != ServerState.DISABLED)
                 .order_by(Server.name)
             )
-        )
+            # A panel whose circuit is open or whose credentials were rejected
+            # is left alone until it recovers.
+            if not s.auth_error
+            and (s.circuit_open_until is None or s.circuit_open_until <= now)
+        ]
     started = []
     for name in names:
         run_id = begin_run(services, name)
@@ -131,8 +136,11 @@ def collect_step(
     except PanelThrottledError as exc:
         return UsageProgress(server_name, cursor, False, stored, exc.retry_after)
     except PanelRetryableError as exc:
+        # Down or flaky: end the run rather than poll a sick panel; the next beat
+        # tick starts afresh (usage is a periodic snapshot, nothing is owed).
         log.warning("usage_panel_unavailable", server=server_name, error=str(exc))
-        return UsageProgress(server_name, cursor, False, stored, _RETRY_SECONDS)
+        end_run(services, server_name, run_id)
+        return UsageProgress(server_name, cursor, done=True, stored=stored)
     except PanelError as exc:
         log.error("usage_run_failed", server=server_name, error=str(exc))
         end_run(services, server_name, run_id)

@@ -22,11 +22,12 @@ from bridge.usage import (
     begin_run,
     collect_step,
     end_run,
+    start_usage_runs,
     sync_server,
 )
 from tests.factories import drive, submit
 from tests.integration.test_cli_ops import as_json, bridge
-from tests.ops_support import small_create
+from tests.ops_support import register_sim, small_create
 from tests.signing import signed_headers
 from tests.simctl import FakeClock, SimControl
 
@@ -246,3 +247,33 @@ def test_cli_usage_sync_and_show(
     assert "3400" in human.stdout
     assert missing.returncode == 1
     assert "not found" in missing.stderr
+
+
+def test_a_panel_error_ends_the_run_and_frees_the_server(
+    services: Services, accounts: list[str], sim: SimControl
+) -> None:
+    run_id = begin_run(services, "sim")
+    assert run_id is not None
+    sim.fail_next(1, 502)
+
+    progress = collect_step(services, "sim", "", run_id)
+
+    assert progress.done
+    assert stored(services) == {}
+    assert begin_run(services, "sim") is not None
+
+
+def test_beat_starts_no_run_on_a_server_with_an_open_circuit(
+    services: Services, server: Server, clock: FakeClock, simulator: SimulatorServer
+) -> None:
+    register_sim(services, simulator, "healthy")
+    with services.sessions.begin() as session:
+        session.execute(
+            update(Server)
+            .where(Server.id == server.id)
+            .values(circuit_open_until=clock() + timedelta(minutes=5))
+        )
+
+    started = start_usage_runs(services)
+
+    assert [name for name, _ in started] == ["healthy"]
