@@ -442,4 +442,10 @@ class ShareLane:
         return self._limiter.acquire(key, limit_per_min)
 
     def observe(self, key: str, status: int, headers: Mapping[str, str]) -> None:
+        """Fold the answer into the main bucket; a lower panel limit also shrinks
+        the lane, so it stays `share` of what the panel really allows."""
         self._limiter.observe(key, status, headers)
+        advertised = RateHeaders.parse(headers).limit
+        if advertised is not None and advertised > 0:
+            scaled = {"X-RateLimit-Limit": str(self.lane_limit(advertised))}
+            self._limiter.observe(share_key(key, self._lane), 200, scaled)

@@ -161,3 +161,14 @@ def test_share_lane_sub_bucket_lives_beside_the_main_key(
 
     assert redis_client.exists(share_key(KEY, "usage"))
     assert share_key(KEY, "usage").startswith("bridge:rl:{lanes}:")
+
+
+def test_share_lane_shrinks_with_a_lower_panel_limit(
+    limiter: RedisRateLimiter, redis_client: "redis.Redis"
+) -> None:
+    lane = ShareLane(limiter, share=0.2, lane="usage")
+
+    lane.observe(KEY, 200, {"X-RateLimit-Limit": "30"})
+
+    assert redis_client.hget(KEY, "limit") == b"30"
+    assert redis_client.hget(share_key(KEY, "usage"), "limit") == b"6"

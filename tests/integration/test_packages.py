@@ -260,3 +260,19 @@ def test_cli_servers_packages_lists_the_cache_and_refreshes_on_demand(
     missing = bridge(settings, "servers", "packages", "nope")
     assert missing.returncode == 1
     assert "not found" in missing.stderr
+
+
+def test_create_waiting_for_capacity_is_checked_against_its_group(
+    api: httpx.Client, services: Services, server: Server
+) -> None:
+    refresh_packages(services, "sim")
+    with services.sessions.begin() as session:
+        session.execute(update(Server).where(Server.id == server.id).values(capacity=0))
+    body = create_body(1, server_group="default")
+    body["account"]["package"] = "gold"
+
+    response = post_order(api, body)
+
+    assert response.status_code == 422
+    assert "group default" in response.json()["detail"][0]["msg"]
+    assert count(services, Order) == 0

@@ -1,7 +1,7 @@
 """POST /v1/services/{id}/sso over real HTTP: a single-use link, never logged or
 stored; clear 404/409/422/502/503 answers that change nothing."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -310,3 +310,75 @@ def test_sso_waits_for_the_next_slot_when_queued_work_holds_the_budget(
 
     assert response.status_code == 200, response.text
     assert len(mint_requests(sim)) == 1
+
+
+def test_sso_when_the_panel_rejects_the_key_is_503(
+    api: httpx.Client,
+    clock: FakeClock,
+    services: Services,
+    active_service: str,
+    server: Server,
+) -> None:
+    with services.sessions.begin() as session:
+        row = session.get(Server, server.id)
+        assert row is not None
+        row.credentials = services.box.encrypt_json({"api_key": "wsp_" + "0" * 48})
+
+    response = sso(api, clock, active_service)
+
+    assert response.status_code == 503
+    assert "credentials" in response.json()["detail"]
+
+
+def test_sso_while_the_circuit_is_open_is_503_without_calling_the_panel(
+    api: httpx.Client,
+    clock: FakeClock,
+    services: Services,
+    active_service: str,
+    server: Server,
+    sim: SimControl,
+) -> None:
+    with services.sessions.begin() as session:
+        session.execute(
+            update(Server)
+            .where(Server.id == server.id)
+            .values(circuit_open_until=clock() + timedelta(seconds=40))
+        )
+
+    response = sso(api, clock, active_service)
+
+    assert response.status_code == 503
+    assert 30 < int(response.headers["retry-after"]) <= 40
+    assert mint_requests(sim) == []
+
+
+def test_sso_for_a_service_still_being_created_is_409(
+    api: httpx.Client, clock: FakeClock, services: Services, server: Server
+) -> None:
+    submit(services, small_create(7))  # queued, never run: the service is pending
+
+    response = sso(api, clock, "svc-7")
+
+    assert response.status_code == 409
+    assert "pending" in response.json()["detail"]
+
+
+def test_sso_answer_without_a_link_is_503_not_a_broken_url(
+    api: httpx.Client,
+    clock: FakeClock,
+    services: Services,
+    active_service: str,
+    server: Server,
+) -> None:
+    # A panel release answering 200 with some other body (here: logout's).
+    with services.sessions.begin() as session:
+        session.execute(
+            update(Server)
+            .where(Server.id == server.id)
+            .values(route_overrides={"sso_mint": {"path": "/api/v1/auth/logout"}})
+        )
+
+    response = sso(api, clock, active_service)
+
+    assert response.status_code == 503
+    assert "no usable link" in response.json()["detail"]
