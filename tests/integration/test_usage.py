@@ -12,8 +12,10 @@ from sqlalchemy import select, update
 
 from bridge.container import Services
 from bridge.db.models import Server, ServiceUsage
+from bridge.domain.model import AuthMode
 from bridge.domain.states import OrderStatus
 from bridge.errors import NotFoundError
+from bridge.fleet import ServerSpec, save_server
 from bridge.lanes import usage_lane
 from bridge.settings import Settings
 from bridge.simulator import SimulatorServer
@@ -277,3 +279,47 @@ def test_beat_starts_no_run_on_a_server_with_an_open_circuit(
     started = start_usage_runs(services)
 
     assert [name for name, _ in started] == ["healthy"]
+
+
+def test_a_reseller_key_falls_back_to_its_own_accounts(
+    services: Services,
+    sim: SimControl,
+    clock: FakeClock,
+    simulator: SimulatorServer,
+) -> None:
+    admin = {"Authorization": f"Bearer {simulator.credentials().api_key}"}
+    httpx.post(
+        simulator.base_url + "/api/v1/users/",
+        json={
+            "username": "res",
+            "email": "res@example.com",
+            "password": "reseller-pw",
+            "role": "reseller",
+        },
+        headers={**admin, "Idempotency-Key": "make-reseller"},
+    ).raise_for_status()
+    key = httpx.post(
+        simulator.base_url + "/api/v1/users/res/api-keys",
+        json={"name": "bridge", "permissions": ["all"]},
+        headers=admin,
+    ).json()["api_key"]
+    with services.sessions.begin() as session:
+        save_server(
+            session,
+            services.box,
+            ServerSpec(
+                name="resel",
+                base_url=simulator.base_url,
+                auth_mode=AuthMode.API_KEY,
+                api_key=key,
+                rate_limit_per_min=6000,
+            ),
+        )
+    order = drive(services, submit(services, small_create(1, server="resel")), clock)
+    assert order.status is OrderStatus.COMPLETED
+    set_usage(simulator, "user1", 42, 7)
+
+    sync_server(services, "resel", sleep=time.sleep)
+
+    assert stored(services) == {"svc-1": (42, 7)}
+    assert usage_calls(sim) == ["/api/v1/usage/", "/api/v1/users/user1/usage"]
