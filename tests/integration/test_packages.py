@@ -242,37 +242,25 @@ def test_change_package_to_an_unknown_package_is_422_and_changes_nothing(
     assert count(services, Order) == before
 
 
-def test_cli_servers_packages_lists_the_cache_and_refreshes_on_demand(
+def test_cli_servers_packages_refreshes_on_demand(
     settings: Settings, services: Services, server: Server
 ) -> None:
-    empty = bridge(settings, "servers", "packages", "sim")
-    assert empty.returncode == 0, empty.stderr
-    assert "no cached packages" in empty.stdout
-
     listed = as_json(
         bridge(settings, "servers", "packages", "sim", "--refresh", "--json")
     )
 
     assert listed["server"] == "sim"
     assert {p["name"] for p in listed["packages"]} == {"default", "basic", "pro"}
-    human = bridge(settings, "servers", "packages", "sim")
-    assert "basic" in human.stdout
+    assert cached_names(services) == {"default", "basic", "pro"}
+
+
+def test_cli_servers_packages_says_when_nothing_is_cached_or_known(
+    settings: Settings, server: Server
+) -> None:
+    empty = bridge(settings, "servers", "packages", "sim")
     missing = bridge(settings, "servers", "packages", "nope")
+
+    assert empty.returncode == 0, empty.stderr
+    assert "no cached packages" in empty.stdout
     assert missing.returncode == 1
     assert "not found" in missing.stderr
-
-
-def test_create_waiting_for_capacity_is_checked_against_its_group(
-    api: httpx.Client, services: Services, server: Server
-) -> None:
-    refresh_packages(services, "sim")
-    with services.sessions.begin() as session:
-        session.execute(update(Server).where(Server.id == server.id).values(capacity=0))
-    body = create_body(1, server_group="default")
-    body["account"]["package"] = "gold"
-
-    response = post_order(api, body)
-
-    assert response.status_code == 422
-    assert "group default" in response.json()["detail"][0]["msg"]
-    assert count(services, Order) == 0

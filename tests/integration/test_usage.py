@@ -235,18 +235,26 @@ def test_usage_api_needs_a_signature(api: httpx.Client, server: Server) -> None:
     assert api.get("/v1/usage").status_code == 401
 
 
-def test_cli_usage_sync_and_show(
+def test_cli_usage_sync_collects_now(
     settings: Settings, services: Services, accounts: list[str]
 ) -> None:
-    synced = as_json(bridge(settings, "usage", "sync", "--server", "sim", "--json"))
+    synced = bridge(settings, "usage", "sync", "--server", "sim")
+
+    assert synced.returncode == 0, synced.stderr
+    assert "sim: usage stored for 2 service(s)" in synced.stdout
+    assert stored(services) == {"svc-1": (120, 3400), "svc-2": (5, 0)}
+
+
+def test_cli_usage_show_prints_the_latest_figures(
+    settings: Settings, services: Services, accounts: list[str]
+) -> None:
+    sync_server(services, "sim", sleep=time.sleep)
+
     shown = as_json(bridge(settings, "usage", "show", "svc-2", "--json"))
-    human = bridge(settings, "usage", "show", "svc-1")
     missing = bridge(settings, "usage", "show", "svc-nope")
 
-    assert synced == {"servers": {"sim": 2}}
     assert shown["usage"]["disk_used_mb"] == 5
-    assert human.returncode == 0, human.stderr
-    assert "3400" in human.stdout
+    assert shown["usage"]["bandwidth_used_mb"] == 0
     assert missing.returncode == 1
     assert "not found" in missing.stderr
 
