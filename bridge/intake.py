@@ -27,6 +27,7 @@ from bridge.errors import (
     IdempotencyConflictError,
     InvalidOrderError,
 )
+from bridge.packages import check_order_package
 from bridge.queue import RUN_ORDER_TASK, enqueue_after_commit
 from bridge.settings import PlacementPolicy, Settings
 from bridge.views import order_view
@@ -144,6 +145,7 @@ def _persist(
         raise InvalidOrderError("callback_url", "origin not in the allowed origins")
     service = _prepare_service(session, spec, existing)
     server = _choose_server(session, spec, service, settings.placement_policy)
+    check_order_package(session, spec, server)
     service.order_seq += 1
     if server is not None and spec.action is Action.CREATE:
         _refuse_taken_username(session, server, service)

@@ -115,6 +115,17 @@ class Settings(BaseSettings):
     retention_days: float = Field(default=90, ge=0)
     purge_interval_seconds: float = Field(default=86_400, gt=0)
 
+    # Billing-facing extras (issue 13): SSO, usage collection, package cache.
+    sso_link_seconds: int = Field(default=120, ge=30, le=900)
+    sso_max_wait_seconds: float = Field(default=5.0, ge=0)
+    sso_claim_grace_seconds: float = Field(default=0.25, ge=0, le=1)
+    usage_enabled: bool = True
+    usage_interval_seconds: float = Field(default=3600, ge=0)
+    usage_budget_share: float = Field(default=0.20, gt=0, le=1)
+    usage_per_page: int = Field(default=100, ge=1, le=100)
+    usage_lock_seconds: float = Field(default=600, gt=0)
+    packages_refresh_seconds: float = Field(default=3600, ge=0)
+
     task_soft_time_limit: float = Field(default=300, gt=0)
     task_time_limit: float = Field(default=360, gt=0)
     broker_visibility_timeout: float = Field(default=3600, gt=0)
@@ -143,6 +154,11 @@ class Settings(BaseSettings):
             msg = "must start with sqlite:/// or postgresql+psycopg://"
             raise ValueError(msg)
         return value
+
+    @property
+    def usage_collection_on(self) -> bool:
+        """Whether the usage beat task runs (BRIDGE_USAGE_INTERVAL_SECONDS=0 is off)."""
+        return self.usage_enabled and self.usage_interval_seconds > 0
 
     @property
     def is_production(self) -> bool:

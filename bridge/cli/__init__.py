@@ -15,6 +15,7 @@ from bridge.cli import (
     servers,
     simulator_cmd,
     sweep,
+    usage,
 )
 from bridge.cli.context import CliContext
 from bridge.errors import BridgeError, ConfigurationError
@@ -43,6 +44,7 @@ cli.add_command(admin.audit_group)
 cli.add_command(simulator_cmd.simulator)
 cli.add_command(secrets_cmd.secrets)
 cli.add_command(sweep.sweep)
+cli.add_command(usage.usage)
 for command in processes.COMMANDS:
     cli.add_command(command)
 

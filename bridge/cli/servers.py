@@ -9,6 +9,7 @@ import click
 from bridge.cli.context import CliContext
 from bridge.cli.operator import cell, cli_actor, styled
 from bridge.cli.output import emit_json, emit_table
+from bridge.db.servers import get_server_by_name
 from bridge.domain.model import AuthMode, ServerState
 from bridge.fleet import ServerSpec
 from bridge.ops import (
@@ -20,6 +21,7 @@ from bridge.ops import (
     probe_server,
     remove_server,
 )
+from bridge.packages import cached_packages, refresh_packages
 
 _STATES = click.Choice([s.value for s in ServerState])
 _JSON = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -222,6 +224,43 @@ def test(obj: CliContext, name: str, as_json: bool) -> None:
         raise SystemExit(1)
 
 
+@servers.command("packages")
+@click.argument("name")
+@click.option("--refresh", is_flag=True, help="Read the list from the panel first.")
+@_JSON
+@click.pass_obj
+def packages_cmd(obj: CliContext, name: str, refresh: bool, as_json: bool) -> None:
+    """The packages (plans) of server NAME, from the cache (`servers test` and a
+    scheduled refresh fill it; --refresh reads the panel now)."""
+    services = obj.services
+    if refresh:
+        refresh_packages(services, name, sleep=time.sleep)
+    with services.sessions() as session:
+        listed = cached_packages(session, get_server_by_name(session, name))
+    refreshed = listed.refreshed_at.isoformat() if listed.refreshed_at else None
+    if as_json:
+        emit_json(
+            {
+                "server": listed.server,
+                "refreshed_at": refreshed,
+                "packages": list(listed.packages),
+            }
+        )
+        return
+    if not listed.packages:
+        click.echo(
+            f"no cached packages for {name}: run `bridge servers packages "
+            f"{name} --refresh` or `bridge servers test {name}`"
+        )
+        return
+    columns = ["name", "disk_quota_mb", "bandwidth_quota_mb", "max_domains"]
+    emit_table(
+        f"packages on {name} (read {refreshed})",
+        columns,
+        [[cell(p.get(c)) for c in columns] for p in listed.packages],
+    )
+
+
 def _yes(value: bool) -> str:
     return "[green]yes[/green]" if value else "[red]no[/red]"
 
@@ -247,6 +286,7 @@ def _print_report(r: dict[str, Any]) -> None:
         ["version", cell(r["version"])],
         ["license", cell(_license_line(license_))],
         ["rate limit", cell(", ".join(f"{k} {v}" for k, v in limits.items()))],
+        ["packages", cell(r.get("packages"))],
     ]
     rows += [["note", cell(n)] for n in r["notes"]]
     if r["error"]:

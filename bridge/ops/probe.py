@@ -13,8 +13,9 @@ from bridge import audit
 from bridge.container import Services
 from bridge.db.models import Server
 from bridge.db.servers import get_server_by_name
-from bridge.errors import ConfigurationError
+from bridge.errors import ConfigurationError, RateLimitedError
 from bridge.logging import redact_value
+from bridge.packages import PackagesUnavailableError, refresh_packages
 from bridge.panel import ConnectionReport, PanelAuthError, PanelError
 
 
@@ -33,6 +34,7 @@ def _base(server: Server) -> dict[str, Any]:
         "tls": None,
         "notes": [],
         "error": None,
+        "packages": None,
     }
 
 
@@ -83,6 +85,20 @@ def _license_max_users(report: dict[str, Any]) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def _refresh_packages(
+    services: Services,
+    name: str,
+    sleep: Callable[[float], None] | None,
+    notes: list[str],
+) -> int | None:
+    """Refresh the cached package list; a failure is a note, not a failed test."""
+    try:
+        return len(refresh_packages(services, name, sleep=sleep).packages)
+    except (PackagesUnavailableError, RateLimitedError) as exc:
+        notes.append(f"packages: {exc}")
+        return None
+
+
 def probe_server(
     services: Services,
     name: str,
@@ -108,6 +124,8 @@ def probe_server(
             result = _from_report(result, client.test_connection(sleep=sleep))
         except PanelError as exc:
             result = _from_error(result, exc)
+    if result["ok"]:
+        result["packages"] = _refresh_packages(services, name, sleep, result["notes"])
     with services.sessions.begin() as session:
         server = get_server_by_name(session, name)
         max_users = _license_max_users(result)

@@ -152,6 +152,28 @@ class PanelOperations:
     def get_package(self, name: str) -> PanelResponse:
         return self.request("get_package", params={"name": name})
 
+    # single sign-on and usage (issue 13)
+
+    def mint_sso(
+        self,
+        username: str,
+        *,
+        expires_in: int,
+        target_path: str | None,
+        idempotency_key: str,
+    ) -> PanelResponse:
+        """Mint a single-use login link; the answer holds it: never log it."""
+        body: dict[str, Any] = {"username": username, "expires_in": expires_in}
+        if target_path is not None:
+            body["target_path"] = target_path
+        return self.request("sso_mint", body=body, idempotency_key=idempotency_key)
+
+    def get_user_usage(self, username: str) -> PanelResponse:
+        return self.request("get_user_usage", params={"username": username})
+
+    def list_usage(self, *, page: int, per_page: int) -> PanelPage:
+        return self._list("list_usage", "usage", _paging(page, per_page))
+
     # domains and certificates
 
     def create_domain(

@@ -83,6 +83,10 @@ DEFAULT_ROUTES: Mapping[str, Route] = MappingProxyType(
         "get_ssl": Route("GET", "/api/v1/ssl/{domain}"),
         "create_mailbox": Route("POST", "/api/v1/email/accounts"),
         "list_mailboxes": Route("GET", "/api/v1/email/accounts"),
+        # Issue 13: SSO (§10.1, documented) and usage (§7.1, ASSUMED).
+        "sso_mint": Route("POST", "/api/v1/auth/sso/mint"),
+        "get_user_usage": Route("GET", "/api/v1/users/{username}/usage"),
+        "list_usage": Route("GET", "/api/v1/usage/"),
         "auth_login": Route("POST", "/api/v1/auth/login"),
         "auth_me": Route("GET", "/api/v1/auth/me"),
         "version": Route("GET", "/api/v1/version/info"),

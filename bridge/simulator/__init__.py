@@ -51,13 +51,16 @@ Control API (per panel, no auth; bad input -> ``400 {"error": "..."}``):
 ``GET /_sim/ledger``  ``{"user": {...}, "domain": {...}, "certificate": {...},
     "mailbox": {...}}``: creations per natural key (username, domain, domain, address);
     renew is not a creation, every issue is.
+``POST /_sim/usage {"username", "disk_used_mb", "bandwidth_used_mb"}``  set the usage
+    figures the usage endpoints report for one account (unset accounts read 0).
 ``GET /_sim/credentials``  the panel's admin credentials; ``GET /_sim/panels`` lists
     every panel of the process.
 
 Other choices: ``GET /openapi.yaml`` (no auth) describes the API routes; packages
 ``default`` (unlimited), ``basic`` (1 domain, 5 mailboxes) and ``pro`` are seeded;
-an email account's ``id`` is its full address; idempotency records, rate windows
-and faults are not persisted to ``state_file``.
+an email account's ``id`` is its full address; SSO links are served at
+``GET /sso/consume/<nonce>`` (302 once, then 410; 404 unknown); idempotency records,
+rate windows and faults are not persisted to ``state_file``.
 """
 
 from bridge.simulator.config import SimulatorConfig

@@ -16,6 +16,7 @@ from bridge.simulator.context import json_response, panel_of, read_json
 from bridge.simulator.faults import Faults
 from bridge.simulator.panel import Panel
 from bridge.simulator.routes_domains import domain_json
+from bridge.simulator.routes_usage import register_control as usage_control
 
 PanelLister = Callable[[], list[dict[str, Any]]]
 
@@ -178,6 +179,7 @@ def build_control_app(list_panels: PanelLister) -> FastAPI:
     _inspection_routes(router, list_panels)
     _fault_routes(router)
     _setting_routes(router)
+    usage_control(router, ControlError)
     app = FastAPI(
         openapi_url=None,
         docs_url=None,

@@ -65,6 +65,11 @@ class PanelState:
     ledger: dict[str, dict[str, int]] = dataclasses.field(
         default_factory=lambda: {kind: {} for kind in LEDGER_KINDS}
     )
+    # SSO nonces, sessions opened through them (per username) and usage figures
+    # (routes_sso, routes_usage): not persisted to a state file.
+    sso_nonces: dict[str, Any] = dataclasses.field(default_factory=dict)
+    sso_sessions: dict[str, int] = dataclasses.field(default_factory=dict)
+    usage: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def record_creation(self, kind: str, key: str) -> None:
         """Count one creation of ``kind`` under its natural ``key``."""

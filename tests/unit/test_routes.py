@@ -76,6 +76,7 @@ def test_reads_and_writes_are_told_apart_by_method() -> None:
         "create_reseller",
         "set_reseller_limits",
         "delete_reseller",
+        "sso_mint",
     }
 
 
