@@ -10,7 +10,14 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from bridge import __version__
-from bridge.api import admin_routes, intake_routes, metrics_routes, payments_routes
+from bridge.api import (
+    admin_routes,
+    admin_services_routes,
+    intake_routes,
+    metrics_routes,
+    panel_events_routes,
+    payments_routes,
+)
 from bridge.container import Services
 from bridge.errors import (
     IdempotencyConflictError,
@@ -45,6 +52,8 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(metrics_routes.router)
     app.include_router(payments_routes.router)
     app.include_router(admin_routes.router)
+    app.include_router(admin_services_routes.router)
+    app.include_router(panel_events_routes.router)
     _install_error_handlers(app)
 
     @app.get("/healthz", tags=["health"])

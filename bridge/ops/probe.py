@@ -16,6 +16,7 @@ from bridge.db.servers import get_server_by_name
 from bridge.errors import ConfigurationError
 from bridge.logging import redact_value
 from bridge.panel import ConnectionReport, PanelAuthError, PanelError
+from bridge.webhook_subscriptions import sync_subscription
 
 
 def _base(server: Server) -> dict[str, Any]:
@@ -122,4 +123,6 @@ def probe_server(
             action="server_tested",
             detail={"server": name, "ok": result["ok"], "error": result["error"]},
         )
+    if result["ok"]:
+        result["webhook"] = sync_subscription(services, name)
     return result
