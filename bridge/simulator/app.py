@@ -21,6 +21,7 @@ from bridge.simulator import (
     routes_ssl,
     routes_system,
     routes_users,
+    routes_webhooks,
 )
 from bridge.simulator.config import SimulatorConfig
 from bridge.simulator.context import PANEL_KEY, panel_of
@@ -49,6 +50,7 @@ def build_api_app() -> FastAPI:
         routes_ssl,
         routes_email,
         routes_system,
+        routes_webhooks,
     ):
         module.register(app.router)
 
