@@ -311,6 +311,9 @@ def _import_one(
     except IntegrityError:
         # A concurrent import or intake took the id or the username first.
         result, reason = "conflict", "recorded concurrently by someone else"
+    except OperationRefusedError as exc:
+        # A link the map asks for is unsafe now (id taken, orders in flight).
+        result, reason = "conflict", str(exc)
     return outcome | {"result": result, "reason": reason}
 
 
