@@ -92,7 +92,12 @@ def receive(services: Services, delivery: Delivery) -> dict[str, Any]:
                 "event": event,
                 "result": _note_user_event(session, server, event, data),
             }
-    log.info("panel_event", server=delivery.server, **result)
+    log.info(
+        "panel_event",
+        server=delivery.server,
+        panel_event=result["event"],
+        result=result["result"],
+    )
     return result
 
 

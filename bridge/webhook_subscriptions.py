@@ -8,7 +8,8 @@ rather than making a second subscription. The secret is kept encrypted only.
 """
 
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import structlog
 
@@ -22,6 +23,9 @@ log = structlog.get_logger(__name__)
 
 EVENTS = ["ssl.issued", "user.*"]
 PENDING = "pending:"
+_MAX_BUDGET_WAITS = 5
+_T = TypeVar("_T")
+Sleep = Callable[[float], None]
 
 
 def receiver_url(services: Services, server_name: str) -> str | None:
@@ -32,18 +36,21 @@ def receiver_url(services: Services, server_name: str) -> str | None:
     return f"{base.rstrip('/')}/v1/panel-events/{server_name}"
 
 
-def sync_subscription(services: Services, server_name: str) -> dict[str, Any]:
+def sync_subscription(
+    services: Services, server_name: str, *, sleep: Sleep | None = None
+) -> dict[str, Any]:
     """Subscribe or unsubscribe server `server_name` to match its setting.
 
     Never raises for a panel problem: the answer says what happened, for the
-    CLI and API to show. Raises NotFoundError for an unknown server.
+    CLI and API to show. `sleep` lets a caller wait for the shared budget.
+    Raises NotFoundError for an unknown server.
     """
     with services.sessions() as session:
         server = get_server_by_name(session, server_name)
         enabled, current = server.webhooks_enabled, server.webhook_id
     if not enabled:
         if current and not current.startswith(PENDING):
-            return unsubscribe(services, server_name)
+            return unsubscribe(services, server_name, sleep=sleep)
         return {"enabled": False, "subscribed": False, "note": "webhooks disabled"}
     if current and not current.startswith(PENDING):
         return {"enabled": True, "subscribed": True, "id": current}
@@ -51,10 +58,23 @@ def sync_subscription(services: Services, server_name: str) -> dict[str, Any]:
     if url is None:
         note = "BRIDGE_PUBLIC_URL is not set: not subscribed (polling only)"
         return {"enabled": True, "subscribed": False, "note": note}
-    return _subscribe(services, server_name, url)
+    return _subscribe(services, server_name, url, sleep)
 
 
-def _subscribe(services: Services, server_name: str, url: str) -> dict[str, Any]:
+def _budgeted(call: Callable[[], _T], sleep: Sleep | None) -> _T:
+    for _ in range(_MAX_BUDGET_WAITS):
+        try:
+            return call()
+        except RateLimitedError as exc:
+            if sleep is None:
+                raise
+            sleep(exc.retry_after)
+    return call()
+
+
+def _subscribe(
+    services: Services, server_name: str, url: str, sleep: Sleep | None
+) -> dict[str, Any]:
     with services.sessions.begin() as session:
         server = get_server_by_name(session, server_name)
         if not (server.webhook_id or "").startswith(PENDING):
@@ -64,7 +84,9 @@ def _subscribe(services: Services, server_name: str, url: str) -> dict[str, Any]
     if client is None:
         return _failed("server configuration is invalid")
     try:
-        response = client.create_webhook(url, EVENTS, idempotency_key=key)
+        response = _budgeted(
+            lambda: client.create_webhook(url, EVENTS, idempotency_key=key), sleep
+        )
     except RateLimitedError as exc:
         return _failed(f"panel budget exhausted; retry in {exc.retry_after:.0f}s")
     except PanelNotFoundError:
@@ -84,7 +106,9 @@ def _subscribe(services: Services, server_name: str, url: str) -> dict[str, Any]
     return {"enabled": True, "subscribed": True, "id": hook_id, "events": EVENTS}
 
 
-def unsubscribe(services: Services, server_name: str) -> dict[str, Any]:
+def unsubscribe(
+    services: Services, server_name: str, *, sleep: Sleep | None = None
+) -> dict[str, Any]:
     """Delete the panel subscription (a 404 means it is already gone)."""
     with services.sessions() as session:
         server = get_server_by_name(session, server_name)
@@ -93,7 +117,10 @@ def unsubscribe(services: Services, server_name: str) -> dict[str, Any]:
     note = None
     if hook_id and not hook_id.startswith(PENDING) and client is not None:
         try:
-            client.delete_webhook(hook_id, idempotency_key=str(uuid.uuid4()))
+            key = str(uuid.uuid4())
+            _budgeted(
+                lambda: client.delete_webhook(hook_id, idempotency_key=key), sleep
+            )
         except PanelNotFoundError:
             note = "subscription was already gone on the panel"
         except (PanelError, RateLimitedError) as exc:
