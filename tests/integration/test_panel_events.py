@@ -19,7 +19,9 @@ from bridge.db.models import AuditEntry, Order, PanelEventDelivery, Server
 from bridge.domain.states import OrderStatus, WaitReason
 from bridge.engine import run_order
 from bridge.ops import ServerChanges, edit_server, probe_server, remove_server
+from bridge.settings import Settings
 from tests.factories import create_spec, load, submit
+from tests.integration.test_cli_ops import as_json, bridge
 from tests.simctl import FakeClock, SimControl
 
 pytestmark = pytest.mark.integration
@@ -282,3 +284,24 @@ def test_ssl_issued_wakes_the_waiting_order(
         if r["method"] == "GET" and r["path"] == "/api/v1/ssl/site1.example"
     ]
     assert ssl_reads  # the engine read the certificate before completing
+
+
+def test_cli_edit_and_test_report_the_subscription(
+    settings: Settings,
+    services: Services,
+    server: Server,
+    sim: SimControl,
+    api: httpx.Client,
+) -> None:
+    hooked = settings.model_copy(update={"public_url": str(api.base_url)})
+    edited = as_json(bridge(hooked, "servers", "edit", "sim", "--webhooks", "--json"))
+    assert edited["server"]["webhooks"] is True
+    assert edited["server"]["webhook"]["subscribed"] is True
+    tested = as_json(bridge(hooked, "servers", "test", "sim", "--json"))
+    assert tested["webhook"]["id"] == edited["server"]["webhook"]["id"]
+    listed = as_json(bridge(hooked, "servers", "list", "--json"))
+    assert listed[0]["webhook_subscribed"] is True
+    human = bridge(hooked, "servers", "edit", "sim", "--no-webhooks")
+    assert human.returncode == 0, human.stderr
+    assert "webhooks: unsubscribed" in human.stdout
+    assert panel_hooks(sim)["webhooks"] == []
