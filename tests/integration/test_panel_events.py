@@ -21,6 +21,7 @@ from bridge.engine import run_order
 from bridge.ops import ServerChanges, edit_server, probe_server, remove_server
 from bridge.settings import Settings
 from tests.factories import create_spec, load, submit
+from tests.infra import ADMIN_TOKEN
 from tests.integration.test_cli_ops import as_json, bridge
 from tests.simctl import FakeClock, SimControl
 
@@ -305,3 +306,18 @@ def test_cli_edit_and_test_report_the_subscription(
     assert human.returncode == 0, human.stderr
     assert "webhooks: unsubscribed" in human.stdout
     assert panel_hooks(sim)["webhooks"] == []
+
+
+def test_admin_api_put_turns_webhooks_on(
+    services: Services, server: Server, sim: SimControl, api: httpx.Client
+) -> None:
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    answer = api.put("/v1/admin/servers/sim", json={"webhooks": True}, headers=admin)
+    assert answer.status_code == 200, answer.text
+    view = answer.json()["server"]
+    assert view["webhooks"] is True
+    # The API process here has no BRIDGE_PUBLIC_URL: it says so, and subscribes nothing.
+    assert "BRIDGE_PUBLIC_URL" in view["webhook"]["note"]
+    assert panel_hooks(sim)["webhooks"] == []
+    bad = api.put("/v1/admin/servers/sim", json={"webhooks": "maybe"}, headers=admin)
+    assert bad.status_code == 422
