@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import structlog
 
+from bridge import audit
 from bridge.container import Services
 from bridge.db.models import Server
 from bridge.db.servers import get_server_by_name
@@ -37,7 +38,11 @@ def receiver_url(services: Services, server_name: str) -> str | None:
 
 
 def sync_subscription(
-    services: Services, server_name: str, *, sleep: Sleep | None = None
+    services: Services,
+    server_name: str,
+    *,
+    actor: str,
+    sleep: Sleep | None = None,
 ) -> dict[str, Any]:
     """Subscribe or unsubscribe server `server_name` to match its setting.
 
@@ -50,7 +55,7 @@ def sync_subscription(
         enabled, current = server.webhooks_enabled, server.webhook_id
     if not enabled:
         if current and not current.startswith(PENDING):
-            return unsubscribe(services, server_name, sleep=sleep)
+            return unsubscribe(services, server_name, actor=actor, sleep=sleep)
         return {"enabled": False, "subscribed": False, "note": "webhooks disabled"}
     if current and not current.startswith(PENDING):
         return {"enabled": True, "subscribed": True, "id": current}
@@ -58,7 +63,7 @@ def sync_subscription(
     if url is None:
         note = "BRIDGE_PUBLIC_URL is not set: not subscribed (polling only)"
         return {"enabled": True, "subscribed": False, "note": note}
-    return _subscribe(services, server_name, url, sleep)
+    return _subscribe(services, server_name, url, actor, sleep)
 
 
 def _budgeted(call: Callable[[], _T], sleep: Sleep | None) -> _T:
@@ -73,7 +78,7 @@ def _budgeted(call: Callable[[], _T], sleep: Sleep | None) -> _T:
 
 
 def _subscribe(
-    services: Services, server_name: str, url: str, sleep: Sleep | None
+    services: Services, server_name: str, url: str, actor: str, sleep: Sleep | None
 ) -> dict[str, Any]:
     with services.sessions.begin() as session:
         server = get_server_by_name(session, server_name)
@@ -102,12 +107,22 @@ def _subscribe(
         server = get_server_by_name(session, server_name)
         server.webhook_id = hook_id
         server.webhook_secret = services.box.encrypt(secret)
+        audit.record(
+            session,
+            actor=actor,
+            action="webhook_subscribed",
+            detail={"server": server_name, "webhook_id": hook_id, "events": EVENTS},
+        )
     log.info("webhook_subscribed", server=server_name, webhook_id=hook_id)
     return {"enabled": True, "subscribed": True, "id": hook_id, "events": EVENTS}
 
 
 def unsubscribe(
-    services: Services, server_name: str, *, sleep: Sleep | None = None
+    services: Services,
+    server_name: str,
+    *,
+    actor: str,
+    sleep: Sleep | None = None,
 ) -> dict[str, Any]:
     """Delete the panel subscription (a 404 means it is already gone)."""
     with services.sessions() as session:
@@ -131,6 +146,12 @@ def unsubscribe(
         server.webhook_id = None
         server.webhook_secret = None
         enabled = server.webhooks_enabled
+        audit.record(
+            session,
+            actor=actor,
+            action="webhook_unsubscribed",
+            detail={"server": server_name, "webhook_id": hook_id, "note": note},
+        )
     log.info("webhook_unsubscribed", server=server_name, webhook_id=hook_id)
     return {"enabled": enabled, "subscribed": False, "note": note or "unsubscribed"}
 

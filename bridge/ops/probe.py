@@ -124,5 +124,5 @@ def probe_server(
             detail={"server": name, "ok": result["ok"], "error": result["error"]},
         )
     if result["ok"]:
-        result["webhook"] = sync_subscription(services, name, sleep=sleep)
+        result["webhook"] = sync_subscription(services, name, sleep=sleep, actor=actor)
     return result

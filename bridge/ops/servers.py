@@ -206,8 +206,8 @@ def _save(
 def add_server(services: Services, spec: ServerSpec, actor: str) -> dict[str, Any]:
     """Register server `spec.name`, or replace it wholesale (`servers add`)."""
     with services.sessions.begin() as session:
-        view, _ = _save(services, session, spec, actor, credentials_changed=True)
-    return view | {"webhook": sync_subscription(services, spec.name)}
+        _save(services, session, spec, actor, credentials_changed=True)
+    return _with_webhook(services, spec.name, actor)
 
 
 def put_server(
@@ -223,8 +223,8 @@ def put_server(
             spec = _new_spec(name, changes)
         else:
             spec = _merged(server, services.box, changes)
-        view, created = _save(services, session, spec, actor, changes.has_credentials)
-    return view | {"webhook": sync_subscription(services, name)}, created
+        _, created = _save(services, session, spec, actor, changes.has_credentials)
+    return _with_webhook(services, name, actor), created
 
 
 def edit_server(
@@ -233,8 +233,16 @@ def edit_server(
     """Edit only the given fields of server `name`. Raises NotFoundError."""
     with services.sessions.begin() as session:
         spec = _merged(get_server_by_name(session, name), services.box, changes)
-        view, _ = _save(services, session, spec, actor, changes.has_credentials)
-    return view | {"webhook": sync_subscription(services, name)}
+        _save(services, session, spec, actor, changes.has_credentials)
+    return _with_webhook(services, name, actor)
+
+
+def _with_webhook(services: Services, name: str, actor: str) -> dict[str, Any]:
+    """Bring the panel subscription in line with the server's setting; the view
+    after it, with what happened under `webhook`."""
+    webhook = sync_subscription(services, name, actor=actor)
+    with services.sessions() as session:
+        return server_detail(get_server_by_name(session, name)) | {"webhook": webhook}
 
 
 def drain_server(services: Services, name: str, actor: str) -> dict[str, Any]:
@@ -253,7 +261,7 @@ def remove_server(services: Services, name: str, actor: str) -> None:
         _refuse_if_used(session, get_server_by_name(session, name))
         subscribed = get_server_by_name(session, name).webhook_id is not None
     # Unsubscribe first: a removed server must not keep receiving events.
-    webhook = unsubscribe(services, name) if subscribed else None
+    webhook = unsubscribe(services, name, actor=actor) if subscribed else None
     with services.sessions.begin() as session:
         server = get_server_by_name(session, name)
         _refuse_if_used(session, server)
