@@ -10,7 +10,8 @@ import click
 from bridge.cli.context import CliContext
 from bridge.cli.operator import cell, cli_actor, styled
 from bridge.cli.output import emit_json, emit_table
-from bridge.ops.importer import import_accounts, load_mapping
+from bridge.ops.import_map import load_mapping
+from bridge.ops.importer import import_accounts
 from bridge.ops.linking import link_service
 
 _JSON = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")

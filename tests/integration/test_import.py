@@ -15,7 +15,8 @@ from bridge.domain.model import Action, SuspendReason
 from bridge.domain.states import OrderStatus, ServiceStatus
 from bridge.errors import InvalidOrderError, NotFoundError, RateLimitedError
 from bridge.ops.errors import OperationRefusedError
-from bridge.ops.importer import import_accounts, load_mapping
+from bridge.ops.import_map import load_mapping
+from bridge.ops.importer import import_accounts
 from bridge.ops.linking import link_service
 from tests.factories import drive, submit
 from tests.panel_api import PanelApi
