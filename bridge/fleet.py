@@ -39,6 +39,7 @@ class ServerSpec:
     ca_bundle: str | None = None
     tls_fingerprint: str | None = None
     state: ServerState = ServerState.ACTIVE
+    webhooks: bool = False
 
     def credentials(self) -> dict[str, str]:
         if self.auth_mode is AuthMode.API_KEY:
@@ -72,6 +73,7 @@ def save_server(session: Session, box: SecretBox, spec: ServerSpec) -> Server:
     server.ca_bundle = spec.ca_bundle
     server.tls_fingerprint = spec.tls_fingerprint
     server.state = spec.state
+    server.webhooks_enabled = spec.webhooks
     server.auth_error = None
     return server
 
@@ -159,4 +161,8 @@ def describe_server(server: Server) -> dict[str, Any]:
             server.circuit_open_until.isoformat() if server.circuit_open_until else None
         ),
         "auth_error": server.auth_error,
+        "webhooks": server.webhooks_enabled,
+        "webhook_subscribed": not (server.webhook_id or "pending:").startswith(
+            "pending:"
+        ),
     }

@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     callback_secret: SecretStr | None = None
     billing_callback_url: str | None = None
     callback_allowed_origins: CommaList = ()
+    # Where panels reach this bridge (webhooks: POST <url>/v1/panel-events/<server>).
+    public_url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$")
 
     log_level: str = "INFO"
     log_format: LogFormat = LogFormat.AUTO

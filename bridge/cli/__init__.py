@@ -9,6 +9,7 @@ from bridge.cli import (
     admin,
     db,
     embedded,
+    importer,
     orders,
     processes,
     secrets_cmd,
@@ -38,6 +39,7 @@ def version() -> None:
 cli.add_command(db.db)
 cli.add_command(embedded.run)
 cli.add_command(servers.servers)
+cli.add_command(importer.services_group)
 cli.add_command(orders.orders)
 cli.add_command(admin.admin)
 cli.add_command(admin.audit_group)

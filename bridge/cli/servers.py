@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from bridge.cli import importer
 from bridge.cli.context import CliContext
 from bridge.cli.operator import cell, cli_actor, styled
 from bridge.cli.output import emit_json, emit_table
@@ -32,6 +33,9 @@ def servers() -> None:
     """Manage the WisPanel servers the bridge provisions on."""
 
 
+servers.add_command(importer.import_cmd)
+
+
 @servers.command("add")
 @click.argument("name")
 @click.option("--url", required=True, help="Panel base URL, e.g. https://host:3082")
@@ -46,6 +50,12 @@ def servers() -> None:
 @click.option("--ca-bundle", default=None, type=click.Path(exists=True, dir_okay=False))
 @click.option("--tls-fingerprint", default=None, help="Pinned SHA-256 of the cert.")
 @click.option("--state", type=_STATES, default="active", show_default=True)
+@click.option(
+    "--webhooks/--no-webhooks",
+    default=False,
+    show_default=True,
+    help="Subscribe to the panel's ssl.issued/user.* events (BRIDGE_PUBLIC_URL).",
+)
 @click.pass_obj
 def add(
     obj: CliContext,
@@ -62,6 +72,7 @@ def add(
     ca_bundle: str | None,
     tls_fingerprint: str | None,
     state: str,
+    webhooks: bool,
 ) -> None:
     """Add (or replace) server NAME; credentials are stored encrypted."""
     if bool(api_key) == bool(username):
@@ -82,9 +93,20 @@ def add(
         ca_bundle=ca_bundle,
         tls_fingerprint=tls_fingerprint,
         state=ServerState(state),
+        webhooks=webhooks,
     )
-    add_server(obj.services, spec, cli_actor())
+    view = add_server(obj.services, spec, cli_actor())
     click.echo(f"server {name} saved")
+    _echo_webhook(view["webhook"])
+
+
+def _echo_webhook(report: dict[str, Any]) -> None:
+    if report.get("error"):
+        click.echo(f"webhooks: not subscribed: {report['error']}", err=True)
+    elif report.get("subscribed"):
+        click.echo(f"webhooks: subscribed ({report.get('id')})")
+    elif report.get("enabled") or report.get("note") == "unsubscribed":
+        click.echo(f"webhooks: {report.get('note')}")
 
 
 def _capacity(value: str | None) -> tuple[int | None, bool]:
@@ -114,6 +136,7 @@ def _capacity(value: str | None) -> tuple[int | None, bool]:
 @click.option("--tls-fingerprint", default=None, help="Pinned SHA-256 of the cert.")
 @click.option("--system-tls", is_flag=True, help="Drop the CA bundle and the pin.")
 @click.option("--state", type=_STATES, default=None)
+@click.option("--webhooks/--no-webhooks", default=None, help="Panel events on/off.")
 @_JSON
 @click.pass_obj
 def edit(
@@ -132,6 +155,7 @@ def edit(
     tls_fingerprint: str | None,
     system_tls: bool,
     state: str | None,
+    webhooks: bool | None,
     as_json: bool,
 ) -> None:
     """Change only the given fields of server NAME (credentials only if given)."""
@@ -152,6 +176,7 @@ def edit(
         ca_bundle=ca_bundle,
         tls_fingerprint=tls_fingerprint,
         state=ServerState(state) if state else None,
+        webhooks=webhooks,
         clear=frozenset(clear),
     )
     view = edit_server(obj.services, name, changes, cli_actor())
@@ -159,6 +184,7 @@ def edit(
         emit_json({"server": view})
         return
     click.echo(f"server {name} saved ({view['state']})")
+    _echo_webhook(view["webhook"])
 
 
 @servers.command("list")
@@ -289,6 +315,10 @@ def _print_report(r: dict[str, Any]) -> None:
         ["packages", cell(r.get("packages"))],
     ]
     rows += [["note", cell(n)] for n in r["notes"]]
+    hook = r.get("webhook") or {}
+    if hook.get("enabled"):
+        state = "subscribed" if hook.get("subscribed") else "not subscribed"
+        rows.append(["webhooks", cell(hook.get("error") or hook.get("note") or state)])
     if r["error"]:
         rows.append(["[red]error[/red]", cell(r["error"])])
     emit_table(

@@ -78,6 +78,13 @@ class Server(Base):
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
     circuit_open_until: Mapped[datetime | None] = mapped_column(UtcDateTime())
     auth_error: Mapped[str | None] = mapped_column(Text)
+    # Panel webhooks (issue 13): opted in per server; the subscription's id and
+    # its secret (Fernet token; the panel shows the secret only at create).
+    webhooks_enabled: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
+    webhook_id: Mapped[str | None] = mapped_column(String(128))
+    webhook_secret: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[CreatedAt]
     updated_at: Mapped[UpdatedAt]
 
@@ -288,6 +295,20 @@ class AuditEntry(Base):
     before_status: Mapped[str | None] = mapped_column(String(32))
     after_status: Mapped[str | None] = mapped_column(String(32))
     detail: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+
+
+class PanelEventDelivery(Base):
+    """A panel webhook delivery already applied (replays are ignored until expiry)."""
+
+    __tablename__ = "panel_event_deliveries"
+
+    server_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("servers.id", ondelete="CASCADE"), primary_key=True
+    )
+    delivery_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    event: Mapped[str] = mapped_column(String(64))
+    received_at: Mapped[CreatedAt]
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
 
 
 class AdminToken(Base):

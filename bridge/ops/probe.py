@@ -17,6 +17,7 @@ from bridge.errors import ConfigurationError, RateLimitedError
 from bridge.logging import redact_value
 from bridge.packages import PackagesUnavailableError, refresh_packages
 from bridge.panel import ConnectionReport, PanelAuthError, PanelError
+from bridge.webhook_subscriptions import sync_subscription
 
 
 def _base(server: Server) -> dict[str, Any]:
@@ -140,4 +141,6 @@ def probe_server(
             action="server_tested",
             detail={"server": name, "ok": result["ok"], "error": result["error"]},
         )
+    if result["ok"]:
+        result["webhook"] = sync_subscription(services, name, sleep=sleep, actor=actor)
     return result

@@ -225,6 +225,37 @@ class PanelOperations:
     def list_mailboxes(self, domain: str) -> PanelPage:
         return self._list("list_mailboxes", "accounts", {"domain": domain})
 
+    # account import (read-only, paginated) and webhooks
+
+    def list_domains(
+        self, *, page: int | None = None, per_page: int | None = None
+    ) -> PanelPage:
+        return self._list("list_domains", "domains", _paging(page, per_page))
+
+    def list_certificates(self) -> PanelPage:
+        return self._list("list_certificates", "certificates", None)
+
+    def list_all_mailboxes(
+        self, *, page: int | None = None, per_page: int | None = None
+    ) -> PanelPage:
+        return self._list("list_mailboxes", "accounts", _paging(page, per_page))
+
+    def create_webhook(
+        self, url: str, events: list[str], *, idempotency_key: str
+    ) -> PanelResponse:
+        return self.request(
+            "create_webhook",
+            body={"url": url, "events": events, "enabled": True},
+            idempotency_key=idempotency_key,
+        )
+
+    def delete_webhook(self, webhook_id: str, *, idempotency_key: str) -> PanelResponse:
+        return self.request(
+            "delete_webhook",
+            params={"id": webhook_id},
+            idempotency_key=idempotency_key,
+        )
+
     def _list(
         self,
         operation: str,

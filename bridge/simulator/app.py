@@ -24,6 +24,7 @@ from bridge.simulator import (
     routes_system,
     routes_usage,
     routes_users,
+    routes_webhooks,
 )
 from bridge.simulator.config import SimulatorConfig
 from bridge.simulator.context import PANEL_KEY, panel_of
@@ -55,6 +56,7 @@ def build_api_app() -> FastAPI:
         routes_system,
         routes_sso,
         routes_usage,
+        routes_webhooks,
     ):
         module.register(app.router)
 

@@ -72,6 +72,8 @@ def test_reads_and_writes_are_told_apart_by_method() -> None:
         "issue_ssl",
         "renew_ssl",
         "create_mailbox",
+        "create_webhook",
+        "delete_webhook",
         "auth_login",
         "create_reseller",
         "set_reseller_limits",
