@@ -14,9 +14,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from bridge import __version__
 from bridge.api import (
     admin_routes,
+    admin_services_routes,
     intake_routes,
     metrics_routes,
     packages_routes,
+    panel_events_routes,
     payments_routes,
     sso_routes,
     usage_routes,
@@ -62,6 +64,8 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(sso_routes.router)
     app.include_router(usage_routes.router)
     app.include_router(packages_routes.router)
+    app.include_router(admin_services_routes.router)
+    app.include_router(panel_events_routes.router)
     _install_error_handlers(app)
 
     @app.get("/healthz", tags=["health"])

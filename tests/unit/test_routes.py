@@ -95,4 +95,6 @@ def test_only_the_documented_folders_honour_keys() -> None:
         "create_reseller",
         "set_reseller_limits",
         "delete_reseller",
+        "create_webhook",
+        "delete_webhook",
     }
