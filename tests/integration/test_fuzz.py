@@ -31,6 +31,8 @@ def served(services: Services) -> Iterator[str]:
         yield base_url
 
 
+# About 30 s on an idle machine; the bound leaves room for a shared, busy one.
+@pytest.mark.timeout(300)
 def test_fuzzed_api_never_answers_5xx_and_keeps_to_its_schema(
     served: str, services: Services, server: Server, clock: FakeClock
 ) -> None:
@@ -47,11 +49,9 @@ def test_fuzzed_api_never_answers_5xx_and_keeps_to_its_schema(
     assert tally.cases >= EXAMPLES * 30
     assert tally.statuses[401] < tally.cases / 10
     assert {200, 202, 404, 422} <= set(tally.statuses)
-    assert set(tally.no_negative_cases) == {
-        "GET /healthz",
-        "GET /readyz",
-        "GET /v1/admin/servers",
-    }
+    # Only operations without parameters, body or credentials have nothing to
+    # violate.
+    assert set(tally.no_negative_cases) == {"GET /healthz", "GET /readyz"}
 
 
 def test_options_and_unserved_methods_answer_with_the_documented_methods(
