@@ -31,8 +31,9 @@ def served(services: Services) -> Iterator[str]:
         yield base_url
 
 
-# About 30 s on an idle machine; the bound leaves room for a shared, busy one.
-@pytest.mark.timeout(300)
+# The suite's run takes about 30 s on an idle machine; the bound leaves room for
+# a shared, busy one, and grows with the long run's size.
+@pytest.mark.timeout(max(300, EXAMPLES * 10))
 def test_fuzzed_api_never_answers_5xx_and_keeps_to_its_schema(
     served: str, services: Services, server: Server, clock: FakeClock
 ) -> None:
@@ -49,9 +50,12 @@ def test_fuzzed_api_never_answers_5xx_and_keeps_to_its_schema(
     assert tally.cases >= EXAMPLES * 30
     assert tally.statuses[401] < tally.cases / 10
     assert {200, 202, 404, 422} <= set(tally.statuses)
-    # Only operations without parameters, body or credentials have nothing to
-    # violate.
-    assert set(tally.no_negative_cases) == {"GET /healthz", "GET /readyz"}
+    # Only operations without parameters or body have nothing to violate.
+    assert set(tally.no_negative_cases) == {
+        "GET /healthz",
+        "GET /readyz",
+        "GET /v1/admin/servers",
+    }
 
 
 def test_options_and_unserved_methods_answer_with_the_documented_methods(
