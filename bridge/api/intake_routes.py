@@ -17,13 +17,18 @@ from bridge.api.schemas import (
     canonical_body,
     to_spec,
 )
-from bridge.api.signing import SignedRoute
+from bridge.api.signing import SIGNATURE_HEADERS, SignedRoute
 from bridge.container import Services
 from bridge.db.models import Order, Service
 from bridge.intake import accept_order, body_digest
 from bridge.views import order_view, service_view
 
-router = APIRouter(prefix="/v1", route_class=SignedRoute, tags=["intake"])
+router = APIRouter(
+    prefix="/v1",
+    route_class=SignedRoute,
+    tags=["intake"],
+    dependencies=SIGNATURE_HEADERS,
+)
 
 ServicesDep = Annotated[Services, Depends(services_of)]
 
