@@ -113,6 +113,13 @@ def accept_order(
             continue
         log.info("order_received", order_id=spec.order_id, action=spec.action.value)
         return IntakeResult(response, created=True)
+    with services.sessions() as session:
+        taken = session.scalar(select(Order.id).where(Order.order_id == spec.order_id))
+    if taken is not None:
+        # Its duplicate-check record has expired (and been purged): the first
+        # answer cannot be replayed, and the order_id is not free again.
+        msg = "order_id: already used by an earlier order; post a new order_id"
+        raise IdempotencyConflictError(msg)
     msg = "order_id: concurrent duplicates did not settle"
     raise IdempotencyConflictError(msg)
 
