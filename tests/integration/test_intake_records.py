@@ -121,7 +121,7 @@ def test_reused_order_id_after_its_record_expired_is_a_clear_409(
     clock.advance(services.settings.intake_idempotency_ttl_seconds + 1)
     purge_orders(services, clock() - timedelta(days=90), "ops:test")
     with pytest.raises(IdempotencyConflictError, match="already used by an earlier"):
-        submit(services, create_spec(1, service_id="svc-other"))
+        submit(services, create_spec(2, order_id="ord-1"))
 
 
 @pytest.fixture
