@@ -280,6 +280,10 @@ def _prepare_service(
         raise InvalidOrderError(
             "service_id", "the bridge has not provisioned a panel account for it"
         )
+    if service.status is ServiceStatus.FAILED and spec.action is not Action.TERMINATE:
+        raise InvalidOrderError(
+            "service_id", "its create failed: only terminate or a new create applies"
+        )
     return service
 
 
