@@ -3,8 +3,14 @@
 `bridge` never imports `workers`, so the producer side holds its own minimal Celery
 client (no tasks registered) bound to the broker URL. Sending is best-effort: the
 database is the schedule and the dispatcher re-enqueues anything a lost message missed.
+After a commit, messages go out from a background thread (`send_later`): an intake
+request answers as soon as its transaction is durable, without waiting on the broker.
 """
 
+import os
+import queue
+import threading
+from collections.abc import Callable
 from typing import Protocol
 
 import structlog
@@ -18,6 +24,10 @@ DELIVER_CALLBACK_TASK = "bridge.deliver_callback"
 QUEUE_NAME = "bridge"
 
 _PENDING_KEY = "bridge.enqueue_after_commit"
+# Messages waiting for the background sender; past this the broker is clearly away
+# (or far behind) and further messages are dropped: the dispatcher re-sends them.
+MAX_PENDING = 10_000
+_CLOSE_TIMEOUT = 5.0
 
 log = structlog.get_logger(__name__)
 
@@ -39,6 +49,8 @@ class CeleryEnqueuer:
             broker_connection_retry_on_startup=False,
             broker_transport_options={"max_retries": 1},
         )
+        self._lock = threading.Lock()
+        self._background: _BackgroundSender | None = None
 
     def __call__(self, task_name: str, *args: str) -> bool:
         try:
@@ -51,8 +63,58 @@ class CeleryEnqueuer:
             return False
         return True
 
+    def send_later(self, task_name: str, *args: str) -> bool:
+        """Queue the message for the background sender; False if it is full."""
+        return self._sender().submit(task_name, args)
+
+    def _sender(self) -> "_BackgroundSender":
+        with self._lock:
+            # Rebuilt after a fork: the parent's thread does not exist in a child.
+            if self._background is None or self._background.pid != os.getpid():
+                self._background = _BackgroundSender(self)
+            return self._background
+
     def close(self) -> None:
+        with self._lock:
+            background, self._background = self._background, None
+        if background is not None and background.pid == os.getpid():
+            background.close()
         self._client.close()
+
+
+class _BackgroundSender:
+    """One daemon thread sending queued messages in order through `send`."""
+
+    def __init__(self, send: Callable[..., bool]) -> None:
+        self.pid = os.getpid()
+        self._send = send
+        self._queue: queue.Queue[tuple[str, tuple[str, ...]] | None] = queue.Queue(
+            MAX_PENDING
+        )
+        self._thread = threading.Thread(
+            target=self._run, name="bridge-enqueue", daemon=True
+        )
+        self._thread.start()
+
+    def submit(self, task_name: str, args: tuple[str, ...]) -> bool:
+        try:
+            self._queue.put_nowait((task_name, args))
+        except queue.Full:
+            log.warning("enqueue_dropped", task=task_name, reason="sender backlog")
+            return False
+        return True
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            self._send(item[0], *item[1])
+
+    def close(self) -> None:
+        """Send what is queued (up to a few seconds), then stop the thread."""
+        try:
+            self._queue.put(None, timeout=_CLOSE_TIMEOUT)
+        except queue.Full:
+            return
+        self._thread.join(_CLOSE_TIMEOUT)
 
 
 def broker_url(redis_url: str) -> str:
@@ -78,11 +140,16 @@ def enqueue_after_commit(session: Session, task_name: str, *args: str) -> None:
 def install_after_commit_hook(
     sessions: sessionmaker[Session], enqueue: Enqueuer
 ) -> None:
-    """Flush messages recorded with enqueue_after_commit on commit; drop on rollback."""
+    """Flush messages recorded with enqueue_after_commit on commit; drop on rollback.
+
+    An enqueuer with `send_later` (CeleryEnqueuer) sends them from its background
+    thread, so the committing caller does not wait for the broker.
+    """
+    send: Callable[..., bool] = getattr(enqueue, "send_later", enqueue)
 
     def _after_commit(session: Session) -> None:
         for task_name, args in session.info.pop(_PENDING_KEY, []):
-            enqueue(task_name, *args)
+            send(task_name, *args)
 
     def _after_rollback(session: Session, _previous_transaction: object) -> None:
         session.info.pop(_PENDING_KEY, None)
