@@ -186,7 +186,19 @@ def floor_target(run: Run, kids: Children, url: str) -> dict[str, Any]:
     return {**result, "rows": count_rows(url, "floor_orders")}
 
 
-def bridge_target(
+def py_spy(
+    proc: subprocess.Popen[bytes], output: Path, seconds: float
+) -> subprocess.Popen[bytes]:
+    """Sample every thread of `proc` (and its children) into collapsed stacks."""
+    argv = [
+        str(Path(sys.executable).with_name("py-spy")), "record", "--pid",
+        str(proc.pid), "--subprocesses", "--format", "raw", "--rate", "200",
+        "--duration", str(round(seconds)), "--output", str(output), "--nonblocking",
+    ]  # fmt: skip
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def bridge_target(  # noqa: PLR0917 - one benchmark case's knobs
     run: Run,
     kids: Children,
     url: str,
@@ -214,16 +226,7 @@ def bridge_target(
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz", proc)
         if profile is not None:
-            spy = subprocess.Popen(
-                [
-                    str(Path(sys.executable).with_name("py-spy")), "record", "--pid",
-                    str(proc.pid), "--subprocesses", "--format", "raw", "--rate",
-                    "200", "--duration", str(round(run.seconds) + 2), "--output",
-                    str(profile), "--nonblocking",
-                ],  # fmt: skip
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
+            spy = py_spy(proc, profile, run.seconds + 2)
         result = phases(run, port, paced_rate, proc)
     finally:
         if spy is not None:
@@ -265,9 +268,7 @@ def main(argv: list[str] | None = None) -> int:
                     if db == "postgresql"
                     else sqlite_url(tmp, "bridge")
                 )
-                profile = (
-                    args.profile if db == "postgresql" and workers == 1 else None
-                )
+                profile = args.profile if db == "postgresql" and workers == 1 else None
                 paced_rate = floor["paced"]["offered_per_s"]
                 bridge = bridge_target(run, kids, url, workers, paced_rate, profile)
                 ratio = (

@@ -50,7 +50,7 @@ def create_app(database_url: str, secret: str) -> FastAPI:
         return body
 
     @app.post("/v1/orders")
-    def post_order(body: bytes = Depends(verified)) -> JSONResponse:  # noqa: B008
+    def post_order(body: bytes = Depends(verified)) -> JSONResponse:
         data = json.loads(body)
         row_id = str(uuid.uuid4())
         with engine.begin() as conn:

@@ -38,8 +38,8 @@ from bridge.fleet import ServerSpec, save_server
 REPO = Path(__file__).resolve().parent.parent
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/"
 BENCH_REDIS = "redis://127.0.0.1:6379/4"
-INTAKE_SECRET = "bench-intake-secret"
-ADMIN_TOKEN = "bench-admin-token"
+INTAKE_SECRET = "bench-intake-secret"  # noqa: S105 - a loopback benchmark's
+ADMIN_TOKEN = "bench-admin-token"  # noqa: S105
 
 
 def pg_url(name: str) -> str:
@@ -217,7 +217,10 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> N
 def sign(method: str, target: str, body: bytes, timestamp: int | None = None) -> str:
     ts = str(int(time.time()) if timestamp is None else timestamp)
     message = f"{ts}.{method}.{target}.".encode() + body
-    return "sha256=" + hmac.new(INTAKE_SECRET.encode(), message, hashlib.sha256).hexdigest()
+    return (
+        "sha256="
+        + hmac.new(INTAKE_SECRET.encode(), message, hashlib.sha256).hexdigest()
+    )
 
 
 def signed_headers(method: str, target: str, body: bytes = b"") -> dict[str, str]:

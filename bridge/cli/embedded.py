@@ -114,9 +114,14 @@ def stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
 
 @click.command()
 @click.option("--port", type=int, default=None, help="API port (default 8000).")
-@click.option("--concurrency", type=int, default=2, show_default=True)
+@click.option(
+    "--concurrency",
+    type=int,
+    default=None,
+    help="Worker threads (default: `bridge worker`'s, 16).",
+)
 @click.pass_obj
-def run(obj: CliContext, port: int | None, concurrency: int) -> None:
+def run(obj: CliContext, port: int | None, concurrency: int | None) -> None:
     """Run everything on embedded defaults: API, worker, beat (and Redis)."""
     settings = obj.settings
     # Explicit, because a shell starts background jobs with SIGINT ignored and
@@ -144,7 +149,11 @@ def run(obj: CliContext, port: int | None, concurrency: int) -> None:
             procs.append(demo)
         api_args = ["api"] + (["--port", str(port)] if port else [])
         procs.append(_spawn(api_args, env))
-        procs.append(_spawn(["worker", "--concurrency", str(concurrency)], env))
+        # `bridge worker`'s default pool (threads; see bridge.cli.processes).
+        worker_args = ["worker"]
+        if concurrency is not None:
+            worker_args += ["--concurrency", str(concurrency)]
+        procs.append(_spawn(worker_args, env))
         procs.append(_spawn(["beat"], env))
         api_port = port or settings.api_port
         click.echo(f"bridge running: API http://{settings.api_host}:{api_port}")

@@ -69,7 +69,7 @@ def _metrics_dir(settings: Settings) -> None:
 def api(obj: CliContext, host: str | None, port: int | None, workers: int) -> None:
     """Serve the intake and admin HTTP API."""
     settings = obj.settings
-    target: "FastAPI | str"
+    target: FastAPI | str
     if workers == 1:
         from bridge.api.app import create_app
 
