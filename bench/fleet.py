@@ -1,4 +1,4 @@
-"""Benchmark: fleet throughput against the panels' budgets, and isolation from a bad panel.
+"""Benchmark: fleet throughput against panel budgets; isolation from a bad panel.
 
 The simulator (`bridge simulator --panels N`, its own process) serves N panels with a
 sliding window of `--limit` requests/min each, certificates issued at once and no
@@ -64,7 +64,7 @@ from bridge.intake import accept_order
 from bridge.logging import configure_logging
 from bridge.settings import Settings
 
-DATABASE = pg_url("bridge_bench_perf_fleet")
+DATABASE = pg_url("fleet")
 CALLS_PER_ORDER = 5  # user, domain, SSL issue, SSL status, mailbox
 SLOW_MS = 3000
 FAIL_RATE = 0.5

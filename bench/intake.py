@@ -256,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     with children(tmp) as kids:
         for db in args.dbs.split(","):
             floor_url = (
-                pg_url("bridge_bench_perf_floor")
+                pg_url("intake_floor")
                 if db == "postgresql"
                 else sqlite_url(tmp, "floor")
             )
@@ -264,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps({"target": "floor", "db": db, **floor}), flush=True)
             for workers in (int(w) for w in args.api_workers.split(",")):
                 url = (
-                    pg_url("bridge_bench_perf")
+                    pg_url("intake")
                     if db == "postgresql"
                     else sqlite_url(tmp, "bridge")
                 )

@@ -36,14 +36,20 @@ from bridge.domain.model import AuthMode
 from bridge.fleet import ServerSpec, save_server
 
 REPO = Path(__file__).resolve().parent.parent
-PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/"
-BENCH_REDIS = "redis://127.0.0.1:6379/4"
+# Where benchmarks put their databases and Redis data (the smoke tests point these
+# at the test suite's server and index so parallel runs do not collide).
+PG_SERVER = os.environ.get(
+    "BRIDGE_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/"
+)
+DB_PREFIX = os.environ.get("BRIDGE_BENCH_DB_PREFIX", "bridge_bench_")
+BENCH_REDIS = os.environ.get("BRIDGE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/4")
 INTAKE_SECRET = "bench-intake-secret"  # noqa: S105 - a loopback benchmark's
 ADMIN_TOKEN = "bench-admin-token"  # noqa: S105
 
 
 def pg_url(name: str) -> str:
-    return PG_ADMIN + name
+    """A benchmark database on the bench PostgreSQL server (name gets the prefix)."""
+    return PG_SERVER.rstrip("/") + "/" + DB_PREFIX + name
 
 
 def sqlite_url(directory: Path, name: str) -> str:

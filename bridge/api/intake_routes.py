@@ -20,6 +20,7 @@ from bridge.api.signing import verified_body
 from bridge.container import Services
 from bridge.db.models import Order, Service
 from bridge.intake import accept_order, body_digest
+from bridge.metrics import INTAKE_ORDERS
 from bridge.views import order_view, service_view
 
 router = APIRouter(prefix="/v1", dependencies=[Depends(verified_body)], tags=["intake"])
@@ -60,6 +61,7 @@ def post_order(
         idempotency_key=idempotency_key,
     )
     code = status.HTTP_202_ACCEPTED if result.created else status.HTTP_200_OK
+    INTAKE_ORDERS.labels(body.action, "new" if result.created else "replayed").inc()
     return JSONResponse(result.response, status_code=code)
 
 
