@@ -4,9 +4,9 @@ sweeps).
 Counters and histograms only, so they aggregate across Celery worker processes and
 API processes (`bridge api --workers N`) in prometheus-client's multiprocess mode
 (set PROMETHEUS_MULTIPROC_DIR for every process of a host; `bridge run` does, and
-`bridge api --workers N` makes a private one if it is unset). Gauges that describe state (orders by status,
-queue depth, dispatcher lag, bucket fill) are read from the DB/Redis at scrape time
-by the API instead (bridge.api.metrics_routes).
+`bridge api --workers N` makes a private one if it is unset). Gauges that describe
+state (orders by status, queue depth, dispatcher lag, bucket fill) are read from
+the DB/Redis at scrape time by the API instead (bridge.api.metrics_routes).
 """
 
 from prometheus_client import Counter, Histogram
