@@ -179,11 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         args.orders, args.sample_every, args.start_at = 20, 10, 10
     print(json.dumps({"machine": machine()}), file=sys.stderr)
     tmp = Path(tempfile.mkdtemp(prefix="bench-soak-"))
-    url = (
-        pg_url("soak")
-        if args.db == "postgresql"
-        else sqlite_url(tmp, "soak")
-    )
+    url = pg_url("soak") if args.db == "postgresql" else sqlite_url(tmp, "soak")
     samples = soak(args, url, tmp)
     print(json.dumps(summary(samples, args.orders, args.start_at)), flush=True)
     shutil.rmtree(tmp, ignore_errors=True)
