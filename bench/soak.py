@@ -77,7 +77,14 @@ def rss(procs: dict[str, subprocess.Popen[bytes]]) -> dict[str, float]:
 def soak(args: argparse.Namespace, url: str, tmp: Path) -> list[dict[str, Any]]:
     fresh_bridge_database(url)
     flush_redis(BENCH_REDIS)
-    env = BridgeEnv(database_url=url, redis_url=BENCH_REDIS, var_dir=tmp / "var")
+    # One unlimited panel: the per-server in-flight cap would be the bottleneck
+    # (it exists for fleets); memory is what this measures.
+    env = BridgeEnv(
+        database_url=url,
+        redis_url=BENCH_REDIS,
+        var_dir=tmp / "var",
+        extra=(("BRIDGE_SERVER_MAX_IN_FLIGHT", str(args.max_in_flight)),),
+    )
     samples: list[dict[str, Any]] = []
     with children(tmp) as kids:
         sim_port = free_port()
@@ -170,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--orders", type=int, default=10_000)
     parser.add_argument("--sample-every", type=int, default=1000)
     parser.add_argument("--from", dest="start_at", type=int, default=2000)
-    parser.add_argument("--in-flight", type=int, default=200)
+    parser.add_argument("--in-flight", type=int, default=200, help="unfinished")
+    parser.add_argument("--max-in-flight", type=int, default=64, help="panel calls")
     parser.add_argument("--db", choices=["postgresql", "sqlite"], default="postgresql")
     parser.add_argument("--timeout", type=float, default=3600)
     parser.add_argument("--smoke", action="store_true", help="20 orders")

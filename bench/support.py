@@ -194,8 +194,14 @@ class Children:
             self.stop(proc)
 
 
+def _exit_on_term(_signum: int, _frame: object) -> None:
+    sys.exit(143)
+
+
 @contextmanager
 def children(log_dir: Path) -> Iterator[Children]:
+    """Children stopped at exit, also when this process gets SIGTERM."""
+    signal.signal(signal.SIGTERM, _exit_on_term)
     kids = Children(log_dir)
     try:
         yield kids
