@@ -220,7 +220,9 @@ def bridge_target(  # noqa: PLR0917 - one benchmark case's knobs
     # Never contacted: no worker runs here; the order is placed and enqueued.
     register_server(env, "panel-1", "http://127.0.0.1:9", "wsp_bench", limit=60)
     port = free_port()
-    args = ["api", "--port", str(port), "--workers", str(workers)]
+    args = ["api", "--port", str(port)]
+    if workers > 1:
+        args += ["--workers", str(workers)]
     proc = kids.bridge(f"api-{workers}", args, env)
     spy: subprocess.Popen[bytes] | None = None
     try:
