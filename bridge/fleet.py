@@ -16,6 +16,7 @@ from bridge.db.models import Server
 from bridge.db.servers import find_server_by_name
 from bridge.domain.model import AuthMode, ServerState
 from bridge.errors import InvalidOrderError
+from bridge.inflight import InFlightSlots
 from bridge.panel import PanelClient, PanelConfig, PanelTimeouts
 from bridge.ratelimit import RedisRateLimiter
 
@@ -111,7 +112,11 @@ class PanelRegistry:
         timeouts: PanelTimeouts,
         host_id: str,
         token_ttl: float,
+        inflight: InFlightSlots | None = None,
+        inflight_retry_after: float = 0.5,
     ) -> None:
+        self._inflight = inflight
+        self._inflight_retry_after = inflight_retry_after
         self._box = box
         self._redis = redis_client
         self._limiter = limiter
@@ -133,6 +138,8 @@ class PanelRegistry:
                 timeouts=self._timeouts,
                 host_id=self._host_id,
                 token_ttl=self._token_ttl,
+                inflight=self._inflight,
+                inflight_retry_after=self._inflight_retry_after,
             )
             if cached is not None:
                 cached[1].close()

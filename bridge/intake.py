@@ -151,7 +151,10 @@ def _persist(
     if callback_url and not is_allowed_callback_url(settings, callback_url):
         raise InvalidOrderError("callback_url", "origin not in the allowed origins")
     service = _prepare_service(session, spec, existing)
-    server = _choose_server(session, spec, service, settings.placement_policy)
+    # No autoflush while placing: a new service would be INSERTed before the
+    # placement query and UPDATEd with its server after it (one round trip more).
+    with session.no_autoflush:
+        server = _choose_server(session, spec, service, settings.placement_policy)
     check_order_package(session, spec, server)
     service.order_seq += 1
     if server is not None and spec.action is Action.CREATE:

@@ -95,6 +95,12 @@ class Settings(BaseSettings):
     panel_write_timeout: float = Field(default=30.0, gt=0)
     panel_pool_timeout: float = Field(default=5.0, gt=0)
     panel_token_cache_seconds: float = Field(default=86_400, gt=0)
+    # Per-server cap on concurrent panel calls (all processes and hosts, via Redis):
+    # a slow panel holds at most this many worker threads. A call that finds no
+    # free slot waits `server_in_flight_retry_seconds` in the DB, like a budget wait.
+    server_max_in_flight: int = Field(default=4, ge=1)
+    server_in_flight_retry_seconds: float = Field(default=0.5, gt=0)
+    server_in_flight_margin_seconds: float = Field(default=10.0, ge=0)
 
     callback_timeout: float = Field(default=10.0, gt=0)
     callback_max_attempts: int = Field(default=8, gt=0)
