@@ -38,6 +38,7 @@ from bridge.effects import apply_service_effect, wipe_secrets
 from bridge.errors import InvalidTransitionError, StaleOrderError
 from bridge.outcomes import Answer, Rule, Verdict, must_read_first, rule, ssl_poll_delay
 from bridge.panel import PanelClient
+from bridge.queue import RUN_ORDER_TASK, enqueue_after_commit
 from bridge.settings import Settings
 from bridge.steps import READABLE_KINDS, StepCall, StepResult, execute, is_keyed
 
@@ -409,7 +410,31 @@ def _apply(services: Services, session: Session, it: "_Settling") -> bool:
         delay=round(wait.delay, 3),
     )
     _release_waiting(order, it.now, wait)
+    _requeue_when_due(services, session, order, it.now, wait)
     return False
+
+
+def _requeue_when_due(
+    services: Services, session: Session, order: Order, now: datetime, wait: _Wait
+) -> None:
+    """Send the order back to a worker the moment its wait ends (short waits).
+
+    Without this a short wait (the panel's next token, a certificate poll) would
+    last until the next dispatcher tick plus queueing, and every late start is
+    panel budget lost (GCRA banks no unused time). The dispatcher leaves the order
+    alone for a lease period; if this message is lost it re-sends it after that.
+    The countdown stays far below the broker's visibility timeout (STYLE.md §2.1).
+    """
+    if wait.reason is WaitReason.PANEL_AUTH:
+        return  # nothing goes until an operator fixes the credentials
+    if wait.delay > services.settings.requeue_within_seconds:
+        return
+    order.enqueued_at = now
+    # A hair late rather than early: a message that arrives before
+    # next_attempt_at finds the order not due and does nothing.
+    enqueue_after_commit(
+        session, RUN_ORDER_TASK, str(order.id), countdown=max(wait.delay, 0.0) + 0.05
+    )
 
 
 def _count(services: Services, session: Session, it: "_Settling") -> None:

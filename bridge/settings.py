@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     backoff_base_seconds: float = Field(default=2.0, gt=0)
     backoff_cap_seconds: float = Field(default=600.0, gt=0)
     busy_retry_seconds: float = Field(default=2.0, gt=0)
+    # Waits up to this long send the order back with a delayed message instead
+    # of waiting for a dispatcher tick (0 = always wait for the dispatcher).
+    requeue_within_seconds: float = Field(default=30.0, ge=0)
     # A pending certificate is looked at after ssl_poll_first_seconds, then ever
     # less often up to ssl_poll_seconds; it fails as ssl_timeout after the last.
     ssl_poll_seconds: float = Field(default=15.0, gt=0)
