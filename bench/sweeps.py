@@ -41,7 +41,6 @@ from bridge.db import migrate
 from bridge.db.sweeps import SweepTarget, due_batch, due_services
 from bridge.domain.model import Action
 from bridge.logging import configure_logging
-from bridge.queue import null_enqueuer
 from bridge.settings import Settings
 from bridge.sweeps import run_sweep
 
@@ -158,8 +157,14 @@ def describe(title: str, nodes: list[dict[str, Any]]) -> None:
         )
 
 
+def no_broker(task_name: str, *args: str) -> bool:
+    """An Enqueuer that sends nothing: sweeps leave enqueueing to the dispatcher."""
+    del task_name, args
+    return False
+
+
 def measure(settings: Settings, today: date, count: int) -> dict[str, Any]:
-    services = build_services(settings, enqueue=null_enqueuer())
+    services = build_services(settings, enqueue=no_broker)
     try:
         target = SweepTarget(Action.SUSPEND, today, settings.suspend_after_days)
         stmt = due_services(target)
@@ -193,12 +198,12 @@ def measure(settings: Settings, today: date, count: int) -> dict[str, Any]:
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--services", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--database-url", default=DEFAULT_URL)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     settings = Settings(
         database_url=args.database_url,
         # Never contacted: sweeps do not enqueue (the dispatcher does).

@@ -18,6 +18,7 @@ from bridge.crypto import SecretBox
 from bridge.db.session import make_engine, make_session_factory
 from bridge.errors import ConfigurationError
 from bridge.fleet import PanelRegistry
+from bridge.inflight import InFlightSlots
 from bridge.panel import PanelTimeouts
 from bridge.queue import (
     CeleryEnqueuer,
@@ -61,6 +62,21 @@ class Services:
         self.engine.dispose()
 
 
+def inflight_slot_ttl(settings: Settings) -> float:
+    """How long an unreleased in-flight slot lives (a SIGKILLed holder's slot).
+
+    Longer than the longest a slot is legitimately held: a login plus the call,
+    each up to its whole connect + write + read (+ pool wait) timeout.
+    """
+    one_call = (
+        settings.panel_connect_timeout
+        + settings.panel_write_timeout
+        + settings.panel_read_timeout
+        + settings.panel_pool_timeout
+    )
+    return 2 * one_call + settings.server_in_flight_margin_seconds
+
+
 def build_services(
     settings: Settings,
     *,
@@ -85,6 +101,7 @@ def build_services(
     box = SecretBox(settings.secret_key)
     limiter = RedisRateLimiter(redis_client)
     host_id = socket.gethostname()
+    timeouts = PanelTimeouts.from_settings(settings)
     enqueuer = enqueue or CeleryEnqueuer(broker_url(settings.redis_url))
     install_after_commit_hook(sessions, enqueuer)
     return Services(
@@ -98,9 +115,15 @@ def build_services(
             box=box,
             redis_client=redis_client,
             limiter=limiter,
-            timeouts=PanelTimeouts.from_settings(settings),
+            timeouts=timeouts,
             host_id=host_id,
             token_ttl=settings.panel_token_cache_seconds,
+            inflight=InFlightSlots(
+                redis_client,
+                limit=settings.server_max_in_flight,
+                slot_ttl_seconds=inflight_slot_ttl(settings),
+            ),
+            inflight_retry_after=settings.server_in_flight_retry_seconds,
         ),
         http=httpx.Client(
             timeout=settings.callback_timeout,

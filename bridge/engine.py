@@ -29,14 +29,16 @@ from bridge.domain.model import Action, StepKind
 from bridge.domain.retry_policy import RetryPolicy
 from bridge.domain.states import (
     OrderStatus,
+    ServiceStatus,
     StepStatus,
     WaitReason,
     next_order_status,
 )
 from bridge.effects import apply_service_effect, wipe_secrets
-from bridge.errors import StaleOrderError
+from bridge.errors import InvalidTransitionError, StaleOrderError
 from bridge.outcomes import Answer, Rule, Verdict, must_read_first, rule, ssl_poll_delay
 from bridge.panel import PanelClient
+from bridge.queue import RUN_ORDER_TASK, enqueue_after_commit
 from bridge.settings import Settings
 from bridge.steps import READABLE_KINDS, StepCall, StepResult, execute, is_keyed
 
@@ -166,7 +168,12 @@ def _settle_internal(
         pending = orders_db.pending_steps(order)
         if prepared is None:
             if not pending:
-                raise exc  # nothing to record it on: a bug in finishing itself
+                # Nothing to record it on (a bug in finishing itself): the order
+                # fails for an operator, instead of running forever.
+                _finish(
+                    services, session, order, OrderStatus.FAILED, result.error_message
+                )
+                return False
             step = pending[0]
             # Nothing was sent: no read is owed.
             keyed = True
@@ -240,13 +247,26 @@ def _refusal(order: Order, server: Server | None) -> str | None:
     """Why this order must not touch the panel at all, if it must not."""
     if server is None:
         return "no server assigned"
-    if order.action is not Action.CREATE and not order.service.owns_account:
+    service = order.service
+    if order.action is Action.CREATE:
+        return None
+    if not service.owns_account:
         # Lifecycle orders act only on accounts the bridge provisioned (or adopted
         # as provably its own): never on a stranger's account that a failed
         # create ran into.
         return (
             f"service {order.service_id} has no panel account provisioned by the "
-            f"bridge (service status {order.service.status.value})"
+            f"bridge (service status {service.status.value})"
+        )
+    if order.action is not Action.TERMINATE and service.status not in (
+        ServiceStatus.ACTIVE,
+        ServiceStatus.SUSPENDED,
+    ):
+        # A create that failed half-way left an account, but no service to
+        # suspend or change: only a terminate (or a new create) applies.
+        return (
+            f"service {order.service_id} is {service.status.value}: only terminate "
+            "or a new create applies"
         )
     return None
 
@@ -390,7 +410,31 @@ def _apply(services: Services, session: Session, it: "_Settling") -> bool:
         delay=round(wait.delay, 3),
     )
     _release_waiting(order, it.now, wait)
+    _requeue_when_due(services, session, order, it.now, wait)
     return False
+
+
+def _requeue_when_due(
+    services: Services, session: Session, order: Order, now: datetime, wait: _Wait
+) -> None:
+    """Send the order back to a worker the moment its wait ends (short waits).
+
+    Without this a short wait (the panel's next token, a certificate poll) would
+    last until the next dispatcher tick plus queueing, and every late start is
+    panel budget lost (GCRA banks no unused time). The dispatcher leaves the order
+    alone for a lease period; if this message is lost it re-sends it after that.
+    The countdown stays far below the broker's visibility timeout (STYLE.md §2.1).
+    """
+    if wait.reason is WaitReason.PANEL_AUTH:
+        return  # nothing goes until an operator fixes the credentials
+    if wait.delay > services.settings.requeue_within_seconds:
+        return
+    order.enqueued_at = now
+    # A hair late rather than early: a message that arrives before
+    # next_attempt_at finds the order not due and does nothing.
+    enqueue_after_commit(
+        session, RUN_ORDER_TASK, str(order.id), countdown=max(wait.delay, 0.0) + 0.05
+    )
 
 
 def _count(services: Services, session: Session, it: "_Settling") -> None:
@@ -523,7 +567,15 @@ def _finish(
     order.lease_until = None
     order.finished_at = now
     order.last_error = error
-    apply_service_effect(order, status, now)
+    try:
+        apply_service_effect(order, status, now)
+    except InvalidTransitionError as exc:
+        # The panel did what the order asked, but the service's recorded state
+        # does not allow it (a race we did not model): an operator decides.
+        log.error("service_transition_refused", error=str(exc))
+        order.status = OrderStatus.FAILED
+        order.last_error = f"internal error: {exc}"
+        status = OrderStatus.FAILED
     if status is OrderStatus.COMPLETED:
         wipe_secrets(order)
     metrics.ORDERS_FINISHED.labels(order.action.value, status.value).inc()

@@ -16,6 +16,7 @@ from bridge.db.models import Server
 from bridge.db.servers import find_server_by_name
 from bridge.domain.model import AuthMode, ServerState
 from bridge.errors import InvalidOrderError
+from bridge.inflight import InFlightSlots
 from bridge.panel import PanelClient, PanelConfig, PanelTimeouts
 from bridge.ratelimit import RedisRateLimiter
 
@@ -39,6 +40,7 @@ class ServerSpec:
     ca_bundle: str | None = None
     tls_fingerprint: str | None = None
     state: ServerState = ServerState.ACTIVE
+    webhooks: bool = False
 
     def credentials(self) -> dict[str, str]:
         if self.auth_mode is AuthMode.API_KEY:
@@ -72,6 +74,7 @@ def save_server(session: Session, box: SecretBox, spec: ServerSpec) -> Server:
     server.ca_bundle = spec.ca_bundle
     server.tls_fingerprint = spec.tls_fingerprint
     server.state = spec.state
+    server.webhooks_enabled = spec.webhooks
     server.auth_error = None
     return server
 
@@ -109,7 +112,11 @@ class PanelRegistry:
         timeouts: PanelTimeouts,
         host_id: str,
         token_ttl: float,
+        inflight: InFlightSlots | None = None,
+        inflight_retry_after: float = 0.5,
     ) -> None:
+        self._inflight = inflight
+        self._inflight_retry_after = inflight_retry_after
         self._box = box
         self._redis = redis_client
         self._limiter = limiter
@@ -131,6 +138,8 @@ class PanelRegistry:
                 timeouts=self._timeouts,
                 host_id=self._host_id,
                 token_ttl=self._token_ttl,
+                inflight=self._inflight,
+                inflight_retry_after=self._inflight_retry_after,
             )
             if cached is not None:
                 cached[1].close()
@@ -159,4 +168,8 @@ def describe_server(server: Server) -> dict[str, Any]:
             server.circuit_open_until.isoformat() if server.circuit_open_until else None
         ),
         "auth_error": server.auth_error,
+        "webhooks": server.webhooks_enabled,
+        "webhook_subscribed": not (server.webhook_id or "pending:").startswith(
+            "pending:"
+        ),
     }

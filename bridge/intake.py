@@ -27,6 +27,7 @@ from bridge.errors import (
     IdempotencyConflictError,
     InvalidOrderError,
 )
+from bridge.packages import check_order_package
 from bridge.queue import RUN_ORDER_TASK, enqueue_after_commit
 from bridge.settings import PlacementPolicy, Settings
 from bridge.views import order_view
@@ -112,6 +113,13 @@ def accept_order(
             continue
         log.info("order_received", order_id=spec.order_id, action=spec.action.value)
         return IntakeResult(response, created=True)
+    with services.sessions() as session:
+        taken = session.scalar(select(Order.id).where(Order.order_id == spec.order_id))
+    if taken is not None:
+        # Its duplicate-check record has expired (and been purged): the first
+        # answer cannot be replayed, and the order_id is not free again.
+        msg = "order_id: already used by an earlier order; post a new order_id"
+        raise IdempotencyConflictError(msg)
     msg = "order_id: concurrent duplicates did not settle"
     raise IdempotencyConflictError(msg)
 
@@ -143,7 +151,11 @@ def _persist(
     if callback_url and not is_allowed_callback_url(settings, callback_url):
         raise InvalidOrderError("callback_url", "origin not in the allowed origins")
     service = _prepare_service(session, spec, existing)
-    server = _choose_server(session, spec, service, settings.placement_policy)
+    # No autoflush while placing: a new service would be INSERTed before the
+    # placement query and UPDATEd with its server after it (one round trip more).
+    with session.no_autoflush:
+        server = _choose_server(session, spec, service, settings.placement_policy)
+    check_order_package(session, spec, server)
     service.order_seq += 1
     if server is not None and spec.action is Action.CREATE:
         _refuse_taken_username(session, server, service)
@@ -270,6 +282,10 @@ def _prepare_service(
         # that failed (e.g. on a stranger's username) leaves nothing to act on.
         raise InvalidOrderError(
             "service_id", "the bridge has not provisioned a panel account for it"
+        )
+    if service.status is ServiceStatus.FAILED and spec.action is not Action.TERMINATE:
+        raise InvalidOrderError(
+            "service_id", "its create failed: only terminate or a new create applies"
         )
     return service
 

@@ -1,10 +1,12 @@
-"""Prometheus event metrics recorded where things happen (engine, callbacks, sweeps).
+"""Prometheus event metrics recorded where things happen (intake, engine, callbacks,
+sweeps).
 
-Counters and histograms only, so they aggregate across Celery worker processes in
-prometheus-client's multiprocess mode (set PROMETHEUS_MULTIPROC_DIR for every
-process of a host; `bridge run` does). Gauges that describe state (orders by status,
-queue depth, dispatcher lag, bucket fill) are read from the DB/Redis at scrape time
-by the API instead (bridge.api.metrics_routes).
+Counters and histograms only, so they aggregate across Celery worker processes and
+API processes (`bridge api --workers N`) in prometheus-client's multiprocess mode
+(set PROMETHEUS_MULTIPROC_DIR for every process of a host; `bridge run` does, and
+`bridge api --workers N` makes a private one if it is unset). Gauges that describe
+state (orders by status, queue depth, dispatcher lag, bucket fill) are read from
+the DB/Redis at scrape time by the API instead (bridge.api.metrics_routes).
 """
 
 from prometheus_client import Counter, Histogram
@@ -27,6 +29,11 @@ BUDGET_WAIT_SECONDS = Counter(
     "bridge_budget_wait_seconds_total",
     "Seconds orders were told to wait because the shared bucket had no token.",
     ["server"],
+)
+INTAKE_ORDERS = Counter(
+    "bridge_intake_orders_total",
+    "Orders accepted by the intake API (new = 202, replayed = 200), by action.",
+    ["action", "result"],
 )
 ORDERS_FINISHED = Counter(
     "bridge_orders_finished_total",

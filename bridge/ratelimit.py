@@ -307,3 +307,145 @@ def _float(value: str | None) -> float | None:
     except ValueError:
         return None
     return number if math.isfinite(number) and number >= 0 else None
+
+
+# --- Lanes on top of the shared bucket (issue 13): additive, the GCRA above is
+# untouched. Both are `bridge.panel.config.Budget`s, so a PanelClient built with
+# one spends from the same per-credential bucket as every other caller.
+
+# Priority: a waiting human (SSO) claims the bucket's next slot. The claim is
+# written into the `blocked` field that every ordinary acquire already honours,
+# so queued work stands aside until the claimant has taken its slot (or the claim
+# lapses, `grace` after the slot opens). The claimant itself ignores a `blocked`
+# equal to its claim but honours any other block (a 429, an operator's block).
+# No request is ever granted outside the GCRA schedule, so the sizing argument of
+# the module docstring holds unchanged; the cost is at most one idle slot when a
+# claimant gives up.
+_PRIORITY = (
+    _COMMON
+    + """
+local key = KEYS[1]
+local limit = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local safety = tonumber(ARGV[3])
+local tol_cap = tonumber(ARGV[4])
+local max_wait = tonumber(ARGV[5])
+local grace = tonumber(ARGV[6])
+local now = ts()
+local st = redis.call('HMGET', key, 'tat', 'blocked', 'limit', 'claim')
+local panel_limit = tonumber(st[3])
+if panel_limit and panel_limit > 0 and panel_limit < limit then limit = panel_limit end
+local tol = math.min(tol_cap, window / limit / 2)
+local iv = math.floor((window + safety + tol) / limit) + 1
+local blocked = tonumber(st[2]) or 0
+local claim = tonumber(st[4]) or 0
+if blocked > now and blocked ~= claim then return {0, fmt(blocked - now), fmt(now)} end
+local tat = math.max(tonumber(st[1]) or now, now)
+if tat - now <= tol then
+  redis.call('HSET', key, 'tat', fmt(tat + iv), 'iv', fmt(iv), 'tol', fmt(tol))
+  if claim > 0 then
+    if blocked == claim then redis.call('HSET', key, 'blocked', '0') end
+    redis.call('HDEL', key, 'claim')
+  end
+  keep(key, now, tat + iv)
+  return {1, '0', fmt(now)}
+end
+local wait = tat - tol - now
+if wait <= max_wait then
+  local hold = tat - tol + grace
+  if hold > blocked then
+    redis.call('HSET', key, 'blocked', fmt(hold), 'claim', fmt(hold))
+    keep(key, now, hold)
+  end
+end
+return {0, fmt(wait), fmt(now)}
+"""
+).replace("KEY_TTL_MS", str(_KEY_TTL_MS))
+
+
+class PriorityLane:
+    """Acquire ahead of queued work: a refused caller holds the next slot for itself.
+
+    Meant for a caller that waits in place for `retry_after` (a person behind an
+    SSO click) and then asks again; a wait longer than `max_wait` claims nothing.
+    """
+
+    def __init__(
+        self, limiter: RedisRateLimiter, *, max_wait: float, grace: float = 0.25
+    ) -> None:
+        if max_wait < 0 or grace < 0:
+            msg = "max_wait and grace must be >= 0"
+            raise ValueError(msg)
+        self._limiter = limiter
+        self._max_wait_us = int(max_wait * _US)
+        self._grace_us = int(grace * _US)
+        self._script = limiter._redis.register_script(_PRIORITY)
+
+    def acquire(self, key: str, limit_per_min: int) -> Decision:
+        """Take the next slot of `key`, claiming it first if it is not free yet."""
+        if limit_per_min < 1:
+            msg = "limit_per_min must be >= 1"
+            raise ValueError(msg)
+        lim = self._limiter
+        args = [
+            limit_per_min,
+            lim._window_us,
+            lim._safety_us,
+            lim._tolerance_us,
+            self._max_wait_us,
+            self._grace_us,
+        ]
+        allowed, wait_us, now_us = lim._run(self._script, key, args)
+        return Decision(
+            allowed=int(allowed) == 1,
+            retry_after=float(wait_us) / _US,
+            at=float(now_us) / _US,
+        )
+
+    def observe(self, key: str, status: int, headers: Mapping[str, str]) -> None:
+        self._limiter.observe(key, status, headers)
+
+
+def share_key(key: str, lane: str) -> str:
+    """The sub-bucket of `key` for `lane` (same hash tag, so same cluster slot)."""
+    return f"{key}:{lane}"
+
+
+class ShareLane:
+    """Background work capped at `share` of a credential's budget.
+
+    Each request takes a token from a sub-bucket paced at `share x limit` first,
+    then from the credential's main bucket. The sub-bucket caps the lane; the main
+    bucket keeps the panel's limit for everyone, so provisioning always keeps at
+    least `1 - share` of it. (A sub-bucket token spent when the main bucket then
+    says no is lost: that only slows the lane, never provisioning.)
+    """
+
+    def __init__(self, limiter: RedisRateLimiter, *, share: float, lane: str) -> None:
+        if not 0 < share <= 1:
+            msg = "share must be in (0, 1]"
+            raise ValueError(msg)
+        self._limiter = limiter
+        self._share = share
+        self._lane = lane
+
+    def lane_limit(self, limit_per_min: int) -> int:
+        return max(1, math.floor(limit_per_min * self._share))
+
+    def acquire(self, key: str, limit_per_min: int) -> Decision:
+        """A token from the lane's sub-bucket, then from the main bucket."""
+        lane = self._limiter.acquire(
+            share_key(key, self._lane), self.lane_limit(limit_per_min)
+        )
+        if not lane.allowed:
+            return lane
+        return self._limiter.acquire(key, limit_per_min)
+
+    def observe(self, key: str, status: int, headers: Mapping[str, str]) -> None:
+        """Fold the answer into the main bucket; a lower panel limit also shrinks
+        the lane, so it stays `share` of what the panel really allows."""
+        self._limiter.observe(key, status, headers)
+        advertised = RateHeaders.parse(headers).limit
+        if advertised is not None and advertised > 0:
+            scaled = {"X-RateLimit-Limit": str(self.lane_limit(advertised))}
+            self._limiter.observe(share_key(key, self._lane), 200, scaled)

@@ -25,6 +25,8 @@ def rotate_secrets(services: Services, *, batch: int = 500) -> RekeyReport:
         servers = list(session.scalars(select(Server)))
         for server in servers:
             server.credentials = box.rotate(server.credentials)
+            if server.webhook_secret:
+                server.webhook_secret = box.rotate(server.webhook_secret)
     steps = 0
     last_id = None
     while True:

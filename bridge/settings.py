@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     callback_secret: SecretStr | None = None
     billing_callback_url: str | None = None
     callback_allowed_origins: CommaList = ()
+    # Where panels reach this bridge (webhooks: POST <url>/v1/panel-events/<server>).
+    public_url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$")
 
     log_level: str = "INFO"
     log_format: LogFormat = LogFormat.AUTO
@@ -80,6 +82,9 @@ class Settings(BaseSettings):
     backoff_base_seconds: float = Field(default=2.0, gt=0)
     backoff_cap_seconds: float = Field(default=600.0, gt=0)
     busy_retry_seconds: float = Field(default=2.0, gt=0)
+    # Waits up to this long send the order back with a delayed message instead
+    # of waiting for a dispatcher tick (0 = always wait for the dispatcher).
+    requeue_within_seconds: float = Field(default=30.0, ge=0)
     # A pending certificate is looked at after ssl_poll_first_seconds, then ever
     # less often up to ssl_poll_seconds; it fails as ssl_timeout after the last.
     ssl_poll_seconds: float = Field(default=15.0, gt=0)
@@ -93,6 +98,12 @@ class Settings(BaseSettings):
     panel_write_timeout: float = Field(default=30.0, gt=0)
     panel_pool_timeout: float = Field(default=5.0, gt=0)
     panel_token_cache_seconds: float = Field(default=86_400, gt=0)
+    # Per-server cap on concurrent panel calls (all processes and hosts, via Redis):
+    # a slow panel holds at most this many worker threads. A call that finds no
+    # free slot waits `server_in_flight_retry_seconds` in the DB, like a budget wait.
+    server_max_in_flight: int = Field(default=4, ge=1)
+    server_in_flight_retry_seconds: float = Field(default=0.5, gt=0)
+    server_in_flight_margin_seconds: float = Field(default=10.0, ge=0)
 
     callback_timeout: float = Field(default=10.0, gt=0)
     callback_max_attempts: int = Field(default=8, gt=0)
@@ -114,6 +125,17 @@ class Settings(BaseSettings):
     secret_retention_days: float = Field(default=7, gt=0)
     retention_days: float = Field(default=90, ge=0)
     purge_interval_seconds: float = Field(default=86_400, gt=0)
+
+    # Billing-facing extras (issue 13): SSO, usage collection, package cache.
+    sso_link_seconds: int = Field(default=120, ge=30, le=900)
+    sso_max_wait_seconds: float = Field(default=5.0, ge=0)
+    sso_claim_grace_seconds: float = Field(default=0.25, ge=0, le=1)
+    usage_enabled: bool = True
+    usage_interval_seconds: float = Field(default=3600, ge=0)
+    usage_budget_share: float = Field(default=0.20, gt=0, le=1)
+    usage_per_page: int = Field(default=100, ge=1, le=100)
+    usage_lock_seconds: float = Field(default=600, gt=0)
+    packages_refresh_seconds: float = Field(default=3600, ge=0)
 
     task_soft_time_limit: float = Field(default=300, gt=0)
     task_time_limit: float = Field(default=360, gt=0)
@@ -143,6 +165,11 @@ class Settings(BaseSettings):
             msg = "must start with sqlite:/// or postgresql+psycopg://"
             raise ValueError(msg)
         return value
+
+    @property
+    def usage_collection_on(self) -> bool:
+        """Whether the usage beat task runs (BRIDGE_USAGE_INTERVAL_SECONDS=0 is off)."""
+        return self.usage_enabled and self.usage_interval_seconds > 0
 
     @property
     def is_production(self) -> bool:

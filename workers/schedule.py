@@ -1,4 +1,5 @@
-"""Celery beat schedule: the dispatcher tick and the (enabled) sweeps."""
+"""Celery beat schedule: the dispatcher tick, the (enabled) sweeps, usage collection
+and the package-list refresh."""
 
 from typing import Any
 
@@ -35,4 +36,16 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         "schedule": settings.purge_interval_seconds,
         "options": {"expires": settings.purge_interval_seconds / 2},
     }
+    if settings.usage_collection_on:
+        schedule["collect_usage"] = {
+            "task": "bridge.collect_usage",
+            "schedule": settings.usage_interval_seconds,
+            "options": {"expires": settings.usage_interval_seconds / 2},
+        }
+    if settings.packages_refresh_seconds > 0:
+        schedule["refresh_packages"] = {
+            "task": "bridge.refresh_packages",
+            "schedule": settings.packages_refresh_seconds,
+            "options": {"expires": settings.packages_refresh_seconds / 2},
+        }
     return schedule

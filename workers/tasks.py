@@ -14,13 +14,18 @@ from bridge.container import Services
 from bridge.dispatcher import dispatch_due_orders
 from bridge.engine import run_order
 from bridge.ops.retention import run_retention
+from bridge.packages import refresh_all_packages
 from bridge.queue import DELIVER_CALLBACK_TASK, RUN_ORDER_TASK
 from bridge.sweeps import run_sweep
+from bridge.usage import collect_step, start_usage_runs
 
 DISPATCH_TASK = "bridge.dispatch"
 SWEEP_SUSPEND_TASK = "bridge.sweep_suspend"
 SWEEP_TERMINATE_TASK = "bridge.sweep_terminate"
 RETENTION_TASK = "bridge.retention"
+COLLECT_USAGE_TASK = "bridge.collect_usage"
+COLLECT_SERVER_USAGE_TASK = "bridge.collect_server_usage"
+REFRESH_PACKAGES_TASK = "bridge.refresh_packages"
 
 
 def register_tasks(app: Celery, services: Callable[[], Services]) -> None:
@@ -51,3 +56,25 @@ def register_tasks(app: Celery, services: Callable[[], Services]) -> None:
     @app.task(name=RETENTION_TASK, max_retries=None)
     def retention_task() -> None:
         run_retention(services())
+
+    # Usage: beat starts one run per server; each step spends the usage lane until
+    # it says wait, then schedules its own continuation that much later (seconds,
+    # far below the broker's visibility timeout). A lost step leaves the run's
+    # lock to expire; the next beat tick starts afresh.
+    @app.task(name=COLLECT_USAGE_TASK, max_retries=None)
+    def collect_usage_task() -> None:
+        for server, run_id in start_usage_runs(services()):
+            collect_server_usage_task.delay(server, "", run_id)
+
+    @app.task(name=COLLECT_SERVER_USAGE_TASK, max_retries=None)
+    def collect_server_usage_task(server: str, cursor: str, run_id: str) -> None:
+        progress = collect_step(services(), server, cursor, run_id)
+        if not progress.done:
+            collect_server_usage_task.apply_async(
+                args=(server, progress.cursor, run_id),
+                countdown=progress.retry_after or 0,
+            )
+
+    @app.task(name=REFRESH_PACKAGES_TASK, max_retries=None)
+    def refresh_packages_task() -> None:
+        refresh_all_packages(services())

@@ -15,6 +15,7 @@ from fastapi import Depends, HTTPException, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.dependencies.models import Dependant
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from bridge import admin_tokens
 from bridge.admin_tokens import Operator
@@ -81,13 +82,26 @@ async def authorize_operator(request: Request, needed: Role) -> Operator:
     return operator
 
 
+# Declared for the OpenAPI document only (it never refuses: AdminRoute does).
+_BEARER = HTTPBearer(
+    auto_error=False,
+    scheme_name="AdminToken",
+    description="An admin token (`bridge admin tokens create NAME --role R`) or "
+    "BRIDGE_ADMIN_TOKEN; roles read < operate < admin",
+)
+
+
 class RoleRequirement:
     """Dependency: the request's operator, who must hold at least `role`."""
 
     def __init__(self, role: Role) -> None:
         self.role = role
 
-    async def __call__(self, request: Request) -> Operator:
+    async def __call__(
+        self,
+        request: Request,
+        _: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
+    ) -> Operator:
         return await authorize_operator(request, self.role)
 
 

@@ -51,6 +51,9 @@ class ServerIn(BaseModel):
     ca_bundle: str | None = Field(default=None, max_length=1024)
     tls_fingerprint: str | None = Field(default=None, max_length=128)
     state: ServerState | None = None
+    webhooks: bool | None = Field(
+        default=None, description="Subscribe to panel events (needs BRIDGE_PUBLIC_URL)"
+    )
 
     def to_changes(self) -> ServerChanges:
         def secret(value: SecretStr | None) -> str | None:
@@ -74,6 +77,7 @@ class ServerIn(BaseModel):
             ca_bundle=self.ca_bundle,
             tls_fingerprint=self.tls_fingerprint,
             state=self.state,
+            webhooks=self.webhooks,
             clear=frozenset(cleared),
         )
 

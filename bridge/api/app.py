@@ -12,7 +12,17 @@ from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bridge import __version__
-from bridge.api import admin_routes, intake_routes, metrics_routes, payments_routes
+from bridge.api import (
+    admin_routes,
+    admin_services_routes,
+    intake_routes,
+    metrics_routes,
+    packages_routes,
+    panel_events_routes,
+    payments_routes,
+    sso_routes,
+    usage_routes,
+)
 from bridge.api.edge import EdgeRoute, RejectBadTarget, method_not_allowed
 from bridge.container import Services
 from bridge.errors import (
@@ -51,6 +61,11 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(metrics_routes.router)
     app.include_router(payments_routes.router)
     app.include_router(admin_routes.router)
+    app.include_router(sso_routes.router)
+    app.include_router(usage_routes.router)
+    app.include_router(packages_routes.router)
+    app.include_router(admin_services_routes.router)
+    app.include_router(panel_events_routes.router)
     _install_error_handlers(app)
 
     @app.get("/healthz", tags=["health"])

@@ -17,13 +17,19 @@ from bridge.api.schemas import (
     canonical_body,
     to_spec,
 )
-from bridge.api.signing import SignedRoute
+from bridge.api.signing import SIGNATURE_HEADERS, SignedRoute
 from bridge.container import Services
 from bridge.db.models import Order, Service
 from bridge.intake import accept_order, body_digest
+from bridge.metrics import INTAKE_ORDERS
 from bridge.views import order_view, service_view
 
-router = APIRouter(prefix="/v1", route_class=SignedRoute, tags=["intake"])
+router = APIRouter(
+    prefix="/v1",
+    route_class=SignedRoute,
+    tags=["intake"],
+    dependencies=SIGNATURE_HEADERS,
+)
 
 ServicesDep = Annotated[Services, Depends(services_of)]
 
@@ -47,6 +53,7 @@ def post_order(body: OrderIn, services: ServicesDep) -> JSONResponse:
         services, to_spec(body), body_sha256=body_digest(canonical_body(body))
     )
     code = status.HTTP_202_ACCEPTED if result.created else status.HTTP_200_OK
+    INTAKE_ORDERS.labels(body.action, "new" if result.created else "replayed").inc()
     return JSONResponse(result.response, status_code=code)
 
 

@@ -7,11 +7,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bridge.api.edge import ErrorOut, services_of
 from bridge.api.schemas import IsoDay, OrderOut, ServiceOut
-from bridge.api.signing import SignedRoute
+from bridge.api.signing import SIGNATURE_HEADERS, SignedRoute
 from bridge.container import Services
 from bridge.payments import record_payment
 
-router = APIRouter(prefix="/v1", route_class=SignedRoute, tags=["payments"])
+router = APIRouter(
+    prefix="/v1",
+    route_class=SignedRoute,
+    tags=["payments"],
+    dependencies=SIGNATURE_HEADERS,
+)
 
 
 class PaymentIn(BaseModel):

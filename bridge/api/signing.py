@@ -13,7 +13,8 @@ import hmac
 import re
 from typing import Any, ClassVar
 
-from fastapi import HTTPException, Request, status
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import APIKeyHeader
 
 from bridge.api.edge import EdgeRoute, ErrorOut, services_of
 
@@ -66,6 +67,24 @@ def verify_signature(request: Request, body: bytes) -> None:
     # compare_digest on bytes (it refuses non-ASCII str).
     if not hmac.compare_digest(expected.encode(), sent.encode("latin-1")):
         raise _unauthorized("bad signature")
+
+
+# Declared for the OpenAPI document only (it never refuses: SignedRoute does).
+# OpenAPI cannot say "these two headers together", so the timestamp header is
+# described here rather than declared as a second (alternative) scheme.
+SIGNATURE_HEADERS = [
+    Depends(
+        APIKeyHeader(
+            name="X-Bridge-Signature",
+            scheme_name="BridgeSignature",
+            auto_error=False,
+            description="`sha256=<hex HMAC-SHA256(BRIDGE_INTAKE_SECRET, "
+            '"<timestamp>.<METHOD>.<path and query>.<raw body>")>`, sent with '
+            "`X-Bridge-Timestamp: <Unix seconds>` (at most 300 s from the "
+            "bridge's clock)",
+        )
+    ),
+]
 
 
 class SignedRoute(EdgeRoute):

@@ -9,12 +9,14 @@ from bridge.cli import (
     admin,
     db,
     embedded,
+    importer,
     orders,
     processes,
     secrets_cmd,
     servers,
     simulator_cmd,
     sweep,
+    usage,
 )
 from bridge.cli.context import CliContext
 from bridge.errors import BridgeError, ConfigurationError
@@ -37,12 +39,14 @@ def version() -> None:
 cli.add_command(db.db)
 cli.add_command(embedded.run)
 cli.add_command(servers.servers)
+cli.add_command(importer.services_group)
 cli.add_command(orders.orders)
 cli.add_command(admin.admin)
 cli.add_command(admin.audit_group)
 cli.add_command(simulator_cmd.simulator)
 cli.add_command(secrets_cmd.secrets)
 cli.add_command(sweep.sweep)
+cli.add_command(usage.usage)
 for command in processes.COMMANDS:
     cli.add_command(command)
 

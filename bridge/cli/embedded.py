@@ -121,7 +121,12 @@ def stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
 
 @click.command()
 @click.option("--port", type=int, default=None, help="API port (default 8000).")
-@click.option("--concurrency", type=int, default=2, show_default=True)
+@click.option(
+    "--concurrency",
+    type=int,
+    default=None,
+    help="Worker threads (default: `bridge worker`'s, 16).",
+)
 @click.option(
     "--demo-port",
     type=int,
@@ -130,7 +135,9 @@ def stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
     help="Port of the demo panel (a free one if taken).",
 )
 @click.pass_obj
-def run(obj: CliContext, port: int | None, concurrency: int, demo_port: int) -> None:
+def run(
+    obj: CliContext, port: int | None, concurrency: int | None, demo_port: int
+) -> None:
     """Run everything on embedded defaults: API, worker, beat (and Redis)."""
     settings = obj.settings
     running = obj.run_info
@@ -170,7 +177,11 @@ def run(obj: CliContext, port: int | None, concurrency: int, demo_port: int) -> 
             procs.append(demo)
         api_args = ["api"] + (["--port", str(port)] if port else [])
         procs.append(_spawn(api_args, env))
-        procs.append(_spawn(["worker", "--concurrency", str(concurrency)], env))
+        # `bridge worker`'s default pool (threads; see bridge.cli.processes).
+        worker_args = ["worker"]
+        if concurrency is not None:
+            worker_args += ["--concurrency", str(concurrency)]
+        procs.append(_spawn(worker_args, env))
         procs.append(_spawn(["beat"], env))
         click.echo(f"bridge running: API {api_url}")
         click.echo("press Ctrl-C to stop")

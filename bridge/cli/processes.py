@@ -5,28 +5,84 @@
 """
 
 import os
+import shutil
 import sys
+from typing import TYPE_CHECKING
 
 import click
 import uvicorn
 
 from bridge.cli.context import CliContext
+from bridge.container import build_services
+from bridge.logging import configure_logging
+from bridge.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+# The default pool of `bridge worker` (and `bridge run`): threads. A worker spends
+# nearly all of a task waiting on a panel (or the DB), so a slow panel must hold a
+# cheap thread, not one of a few processes every other panel needs; the GIL costs
+# little when the work is I/O. docs/benchmarks.md has the prefork/threads figures.
+DEFAULT_POOL = "threads"
+DEFAULT_THREADS = 16
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def serve_app() -> "FastAPI":
+    """uvicorn factory for `bridge api --workers N`: each process builds its own."""
+    from bridge.api.app import create_app
+
+    settings, _ = load_settings()
+    configure_logging(settings)
+    services = build_services(settings)
+    app = create_app(services)
+    app.router.on_shutdown.append(services.close)
+    return app
+
+
+def _metrics_dir(settings: Settings) -> None:
+    """Several API processes: counters must be merged across them at scrape time.
+
+    With no PROMETHEUS_MULTIPROC_DIR set, use a private one under var_dir, emptied
+    first (stale files of a previous run would be counted again).
+    """
+    if os.environ.get(MULTIPROC_ENV):
+        return
+    path = (settings.var_dir / "metrics-api").resolve()
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    os.environ[MULTIPROC_ENV] = str(path)
 
 
 @click.command()
 @click.option("--host", default=None, help="Bind address (default BRIDGE_API_HOST).")
 @click.option("--port", type=int, default=None, help="Port (default BRIDGE_API_PORT).")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="API processes (metrics are merged across them).",
+)
 @click.pass_obj
-def api(obj: CliContext, host: str | None, port: int | None) -> None:
+def api(obj: CliContext, host: str | None, port: int | None, workers: int) -> None:
     """Serve the intake and admin HTTP API."""
-    from bridge.api.app import create_app
-
     settings = obj.settings
-    app = create_app(obj.services)
+    target: FastAPI | str
+    if workers == 1:
+        from bridge.api.app import create_app
+
+        target = create_app(obj.services)
+    else:
+        _metrics_dir(settings)
+        target = "bridge.cli.processes:serve_app"
     uvicorn.run(
-        app,
+        target,
         host=host or settings.api_host,
         port=port or settings.api_port,
+        factory=workers > 1,
+        workers=workers,
         log_config=None,
         access_log=False,
     )
@@ -38,8 +94,19 @@ def _exec_celery(args: list[str]) -> None:
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
-@click.option("--concurrency", "-c", type=int, default=None, help="Worker processes.")
-@click.option("--pool", default="prefork", show_default=True)
+@click.option(
+    "--concurrency",
+    "-c",
+    type=int,
+    default=None,
+    help=f"Pool size (default {DEFAULT_THREADS} threads; CPUs for prefork).",
+)
+@click.option(
+    "--pool",
+    type=click.Choice(["threads", "prefork", "solo"]),
+    default=DEFAULT_POOL,
+    show_default=True,
+)
 @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_obj
 def worker(
@@ -48,6 +115,8 @@ def worker(
     """Run a Celery worker on the bridge queue (extra args go to Celery)."""
     _ = obj.settings  # fail fast, one clear line, before exec
     args = ["worker", "-Q", "bridge", "--pool", pool, "--without-gossip"]
+    if concurrency is None and pool == "threads":
+        concurrency = DEFAULT_THREADS
     if concurrency:
         args += ["--concurrency", str(concurrency)]
     _exec_celery([*args, *celery_args])

@@ -6,9 +6,11 @@ from typing import Any
 
 import click
 
+from bridge.cli import importer
 from bridge.cli.context import CliContext
 from bridge.cli.operator import cell, cli_actor, styled
 from bridge.cli.output import emit_json, emit_table
+from bridge.db.servers import get_server_by_name
 from bridge.domain.model import AuthMode, ServerState
 from bridge.fleet import ServerSpec
 from bridge.ops import (
@@ -20,6 +22,7 @@ from bridge.ops import (
     probe_server,
     remove_server,
 )
+from bridge.packages import cached_packages, refresh_packages
 
 _STATES = click.Choice([s.value for s in ServerState])
 _JSON = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -28,6 +31,9 @@ _JSON = click.option("--json", "as_json", is_flag=True, help="Machine-readable o
 @click.group()
 def servers() -> None:
     """Manage the WisPanel servers the bridge provisions on."""
+
+
+servers.add_command(importer.import_cmd)
 
 
 @servers.command("add")
@@ -44,6 +50,12 @@ def servers() -> None:
 @click.option("--ca-bundle", default=None, type=click.Path(exists=True, dir_okay=False))
 @click.option("--tls-fingerprint", default=None, help="Pinned SHA-256 of the cert.")
 @click.option("--state", type=_STATES, default="active", show_default=True)
+@click.option(
+    "--webhooks/--no-webhooks",
+    default=False,
+    show_default=True,
+    help="Subscribe to the panel's ssl.issued/user.* events (BRIDGE_PUBLIC_URL).",
+)
 @click.pass_obj
 def add(
     obj: CliContext,
@@ -60,6 +72,7 @@ def add(
     ca_bundle: str | None,
     tls_fingerprint: str | None,
     state: str,
+    webhooks: bool,
 ) -> None:
     """Add (or replace) server NAME; credentials are stored encrypted."""
     if bool(api_key) == bool(username):
@@ -80,9 +93,20 @@ def add(
         ca_bundle=ca_bundle,
         tls_fingerprint=tls_fingerprint,
         state=ServerState(state),
+        webhooks=webhooks,
     )
-    add_server(obj.services, spec, cli_actor())
+    view = add_server(obj.services, spec, cli_actor())
     click.echo(f"server {name} saved")
+    _echo_webhook(view["webhook"])
+
+
+def _echo_webhook(report: dict[str, Any]) -> None:
+    if report.get("error"):
+        click.echo(f"webhooks: not subscribed: {report['error']}", err=True)
+    elif report.get("subscribed"):
+        click.echo(f"webhooks: subscribed ({report.get('id')})")
+    elif report.get("enabled") or report.get("note") == "unsubscribed":
+        click.echo(f"webhooks: {report.get('note')}")
 
 
 def _capacity(value: str | None) -> tuple[int | None, bool]:
@@ -112,6 +136,7 @@ def _capacity(value: str | None) -> tuple[int | None, bool]:
 @click.option("--tls-fingerprint", default=None, help="Pinned SHA-256 of the cert.")
 @click.option("--system-tls", is_flag=True, help="Drop the CA bundle and the pin.")
 @click.option("--state", type=_STATES, default=None)
+@click.option("--webhooks/--no-webhooks", default=None, help="Panel events on/off.")
 @_JSON
 @click.pass_obj
 def edit(
@@ -130,6 +155,7 @@ def edit(
     tls_fingerprint: str | None,
     system_tls: bool,
     state: str | None,
+    webhooks: bool | None,
     as_json: bool,
 ) -> None:
     """Change only the given fields of server NAME (credentials only if given)."""
@@ -150,6 +176,7 @@ def edit(
         ca_bundle=ca_bundle,
         tls_fingerprint=tls_fingerprint,
         state=ServerState(state) if state else None,
+        webhooks=webhooks,
         clear=frozenset(clear),
     )
     view = edit_server(obj.services, name, changes, cli_actor())
@@ -157,6 +184,7 @@ def edit(
         emit_json({"server": view})
         return
     click.echo(f"server {name} saved ({view['state']})")
+    _echo_webhook(view["webhook"])
 
 
 @servers.command("list")
@@ -222,6 +250,43 @@ def test(obj: CliContext, name: str, as_json: bool) -> None:
         raise SystemExit(1)
 
 
+@servers.command("packages")
+@click.argument("name")
+@click.option("--refresh", is_flag=True, help="Read the list from the panel first.")
+@_JSON
+@click.pass_obj
+def packages_cmd(obj: CliContext, name: str, refresh: bool, as_json: bool) -> None:
+    """The packages (plans) of server NAME, from the cache (`servers test` and a
+    scheduled refresh fill it; --refresh reads the panel now)."""
+    services = obj.services
+    if refresh:
+        refresh_packages(services, name, sleep=time.sleep)
+    with services.sessions() as session:
+        listed = cached_packages(session, get_server_by_name(session, name))
+    refreshed = listed.refreshed_at.isoformat() if listed.refreshed_at else None
+    if as_json:
+        emit_json(
+            {
+                "server": listed.server,
+                "refreshed_at": refreshed,
+                "packages": list(listed.packages),
+            }
+        )
+        return
+    if not listed.packages:
+        click.echo(
+            f"no cached packages for {name}: run `bridge servers packages "
+            f"{name} --refresh` or `bridge servers test {name}`"
+        )
+        return
+    columns = ["name", "disk_quota_mb", "bandwidth_quota_mb", "max_domains"]
+    emit_table(
+        f"packages on {name} (read {refreshed})",
+        columns,
+        [[cell(p.get(c)) for c in columns] for p in listed.packages],
+    )
+
+
 def _yes(value: bool) -> str:
     return "[green]yes[/green]" if value else "[red]no[/red]"
 
@@ -247,8 +312,13 @@ def _print_report(r: dict[str, Any]) -> None:
         ["version", cell(r["version"])],
         ["license", cell(_license_line(license_))],
         ["rate limit", cell(", ".join(f"{k} {v}" for k, v in limits.items()))],
+        ["packages", cell(r.get("packages"))],
     ]
     rows += [["note", cell(n)] for n in r["notes"]]
+    hook = r.get("webhook") or {}
+    if hook.get("enabled"):
+        state = "subscribed" if hook.get("subscribed") else "not subscribed"
+        rows.append(["webhooks", cell(hook.get("error") or hook.get("note") or state)])
     if r["error"]:
         rows.append(["[red]error[/red]", cell(r["error"])])
     emit_table(

@@ -1,4 +1,5 @@
-"""ORM tables of design.md §3 (servers, services, orders, steps, intake, audit).
+"""ORM tables of design.md §3 (servers, services, orders, steps, intake, audit),
+plus the billing extras of issue 13 (usage figures, cached panel packages).
 
 Indexes serve the dispatcher (due, unleased orders by priority), per-service ordering
 and the sweeps (overdue services, long suspensions).
@@ -9,6 +10,7 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Date,
     ForeignKey,
@@ -76,6 +78,13 @@ class Server(Base):
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
     circuit_open_until: Mapped[datetime | None] = mapped_column(UtcDateTime())
     auth_error: Mapped[str | None] = mapped_column(Text)
+    # Panel webhooks (issue 13): opted in per server; the subscription's id and
+    # its secret (Fernet token; the panel shows the secret only at create).
+    webhooks_enabled: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
+    webhook_id: Mapped[str | None] = mapped_column(String(128))
+    webhook_secret: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[CreatedAt]
     updated_at: Mapped[UpdatedAt]
 
@@ -288,6 +297,20 @@ class AuditEntry(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
 
 
+class PanelEventDelivery(Base):
+    """A panel webhook delivery already applied (replays are ignored until expiry)."""
+
+    __tablename__ = "panel_event_deliveries"
+
+    server_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("servers.id", ondelete="CASCADE"), primary_key=True
+    )
+    delivery_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    event: Mapped[str] = mapped_column(String(64))
+    received_at: Mapped[CreatedAt]
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+
+
 class AdminToken(Base):
     """A named operator's admin API token (stored as a SHA-256 digest) and role."""
 
@@ -319,3 +342,51 @@ class SweepRun(Base):
     tripped: Mapped[bool] = mapped_column(Boolean, default=False)
     dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
     confirmed_by: Mapped[str | None] = mapped_column(String(128))
+
+
+class ServiceUsage(Base):
+    """The latest disk and bandwidth figures of one service, as its panel reported.
+
+    One row per service (overwritten by each collection); `collected_at` is the
+    bridge's time, what billing's `since=` filters on.
+    """
+
+    __tablename__ = "service_usage"
+    __table_args__ = (
+        Index("ix_service_usage_server_id_collected_at", "server_id", "collected_at"),
+        Index("ix_service_usage_collected_at", "collected_at"),
+    )
+
+    service_id: Mapped[str] = mapped_column(
+        ForeignKey("services.service_id", ondelete="CASCADE"), primary_key=True
+    )
+    server_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("servers.id", ondelete="CASCADE")
+    )
+    username: Mapped[str] = mapped_column(String(64))
+    disk_used_mb: Mapped[int] = mapped_column(BigInteger)
+    bandwidth_used_mb: Mapped[int] = mapped_column(BigInteger)
+    # The panel's own timestamps, kept as it wrote them (its timezone offset).
+    period_start: Mapped[str | None] = mapped_column(String(64))
+    measured_at: Mapped[str | None] = mapped_column(String(64))
+    collected_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    created_at: Mapped[CreatedAt]
+    updated_at: Mapped[UpdatedAt]
+
+
+class PanelPackage(Base):
+    """One package (plan) of a server, as last listed by its panel (a cache)."""
+
+    __tablename__ = "panel_packages"
+    __table_args__ = (UniqueConstraint("server_id", "name"),)
+
+    id: Mapped[int] = mapped_column(BigIntPk, primary_key=True, autoincrement=True)
+    server_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("servers.id", ondelete="CASCADE")
+    )
+    name: Mapped[str] = mapped_column(String(128))
+    # The package's limits and flags as the panel listed them.
+    details: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    refreshed_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    created_at: Mapped[CreatedAt]
+    updated_at: Mapped[UpdatedAt]

@@ -48,15 +48,24 @@ def place(
 ) -> Server | None:
     """Choose an active server with a free slot for a new account, or None.
 
-    Locks the group's active server rows first, so concurrent intakes placing into
-    the same group serialise and never oversubscribe the last slot.
+    When a candidate has a slot limit, locks the group's active server rows first,
+    so concurrent intakes placing into the same group serialise and never
+    oversubscribe the last slot. With no limit anywhere nothing can be
+    oversubscribed and the fill is 0 everywhere: no lock and no count, so intakes
+    into an unlimited group run in parallel (the lock is held until commit).
     """
     stmt = select(Server).where(Server.state == ServerState.ACTIVE)
     if group is not None:
         stmt = stmt.where(Server.group_name == group)
-    candidates = list(session.scalars(stmt.order_by(Server.name).with_for_update()))
+    stmt = stmt.order_by(Server.name)
+    candidates = list(session.scalars(stmt))
     if not candidates:
         return None
+    if all(slots(s) is None for s in candidates):
+        return candidates[0]
+    # A limit may have been set since the unlocked read: decide on locked rows.
+    locked = stmt.with_for_update().execution_options(populate_existing=True)
+    candidates = list(session.scalars(locked))
     rows = session.execute(
         select(Service.server_id, func.count().label("n"))
         .where(

@@ -13,9 +13,11 @@ from bridge import audit
 from bridge.container import Services
 from bridge.db.models import Server
 from bridge.db.servers import get_server_by_name
-from bridge.errors import ConfigurationError
+from bridge.errors import ConfigurationError, RateLimitedError
 from bridge.logging import redact_value
+from bridge.packages import PackagesUnavailableError, refresh_packages
 from bridge.panel import ConnectionReport, PanelAuthError, PanelError
+from bridge.webhook_subscriptions import sync_subscription
 
 
 def _base(server: Server) -> dict[str, Any]:
@@ -33,6 +35,7 @@ def _base(server: Server) -> dict[str, Any]:
         "tls": None,
         "notes": [],
         "error": None,
+        "packages": None,
     }
 
 
@@ -83,6 +86,20 @@ def _license_max_users(report: dict[str, Any]) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def _refresh_packages(
+    services: Services,
+    name: str,
+    sleep: Callable[[float], None] | None,
+    notes: list[str],
+) -> int | None:
+    """Refresh the cached package list; a failure is a note, not a failed test."""
+    try:
+        return len(refresh_packages(services, name, sleep=sleep).packages)
+    except (PackagesUnavailableError, RateLimitedError) as exc:
+        notes.append(f"packages: {exc}")
+        return None
+
+
 def probe_server(
     services: Services,
     name: str,
@@ -108,6 +125,8 @@ def probe_server(
             result = _from_report(result, client.test_connection(sleep=sleep))
         except PanelError as exc:
             result = _from_error(result, exc)
+    if result["ok"]:
+        result["packages"] = _refresh_packages(services, name, sleep, result["notes"])
     with services.sessions.begin() as session:
         server = get_server_by_name(session, name)
         max_users = _license_max_users(result)
@@ -122,4 +141,6 @@ def probe_server(
             action="server_tested",
             detail={"server": name, "ok": result["ok"], "error": result["error"]},
         )
+    if result["ok"]:
+        result["webhook"] = sync_subscription(services, name, sleep=sleep, actor=actor)
     return result

@@ -21,6 +21,7 @@ from bridge.errors import ConfigurationError, InvalidOrderError
 from bridge.fleet import ServerSpec, describe_server, save_server
 from bridge.ops.errors import OperationRefusedError
 from bridge.panel.tls import normalise_fingerprint
+from bridge.webhook_subscriptions import sync_subscription, unsubscribe
 
 # Fields an edit may set back to "none" (unlimited capacity, system trust).
 CLEARABLE = frozenset({"capacity", "ca_bundle", "tls_fingerprint"})
@@ -43,6 +44,7 @@ class ServerChanges:
     ca_bundle: str | None = None
     tls_fingerprint: str | None = None
     state: ServerState | None = None
+    webhooks: bool | None = None
     clear: frozenset[str] = field(default_factory=frozenset)
 
     @property
@@ -131,6 +133,7 @@ def _merged(server: Server, box: SecretBox, changes: ServerChanges) -> ServerSpe
         ca_bundle=None if "ca_bundle" in clear else ca_bundle,
         tls_fingerprint=None if "tls_fingerprint" in clear else fingerprint,
         state=changes.state or server.state,
+        webhooks=_given(changes.webhooks, server.webhooks_enabled),
     )
 
 
@@ -160,6 +163,7 @@ def _new_spec(name: str, changes: ServerChanges) -> ServerSpec:
         ca_bundle=ca_bundle,
         tls_fingerprint=fingerprint,
         state=changes.state or ServerState.ACTIVE,
+        webhooks=bool(changes.webhooks),
     )
 
 
@@ -202,8 +206,8 @@ def _save(
 def add_server(services: Services, spec: ServerSpec, actor: str) -> dict[str, Any]:
     """Register server `spec.name`, or replace it wholesale (`servers add`)."""
     with services.sessions.begin() as session:
-        view, _ = _save(services, session, spec, actor, credentials_changed=True)
-        return view
+        _save(services, session, spec, actor, credentials_changed=True)
+    return _with_webhook(services, spec.name, actor)
 
 
 def put_server(
@@ -219,7 +223,8 @@ def put_server(
             spec = _new_spec(name, changes)
         else:
             spec = _merged(server, services.box, changes)
-        return _save(services, session, spec, actor, changes.has_credentials)
+        _, created = _save(services, session, spec, actor, changes.has_credentials)
+    return _with_webhook(services, name, actor), created
 
 
 def edit_server(
@@ -228,8 +233,16 @@ def edit_server(
     """Edit only the given fields of server `name`. Raises NotFoundError."""
     with services.sessions.begin() as session:
         spec = _merged(get_server_by_name(session, name), services.box, changes)
-        view, _ = _save(services, session, spec, actor, changes.has_credentials)
-        return view
+        _save(services, session, spec, actor, changes.has_credentials)
+    return _with_webhook(services, name, actor)
+
+
+def _with_webhook(services: Services, name: str, actor: str) -> dict[str, Any]:
+    """Bring the panel subscription in line with the server's setting; the view
+    after it, with what happened under `webhook`."""
+    webhook = sync_subscription(services, name, actor=actor)
+    with services.sessions() as session:
+        return server_detail(get_server_by_name(session, name)) | {"webhook": webhook}
 
 
 def drain_server(services: Services, name: str, actor: str) -> dict[str, Any]:
@@ -244,21 +257,14 @@ def remove_server(services: Services, name: str, actor: str) -> None:
     been used is refused: set its state to `disabled` instead. Raises
     NotFoundError and OperationRefusedError.
     """
+    with services.sessions() as session:
+        _refuse_if_used(session, get_server_by_name(session, name))
+        subscribed = get_server_by_name(session, name).webhook_id is not None
+    # Unsubscribe first: a removed server must not keep receiving events.
+    webhook = unsubscribe(services, name, actor=actor) if subscribed else None
     with services.sessions.begin() as session:
         server = get_server_by_name(session, name)
-        accounts = session.scalar(
-            select(func.count(Service.service_id)).where(Service.server_id == server.id)
-        )
-        orders = session.scalar(
-            select(func.count(Order.id)).where(Order.server_id == server.id)
-        )
-        if accounts or orders:
-            msg = (
-                f"server {name!r} is still referenced by {accounts} service(s) and "
-                f"{orders} order(s); drain or disable it instead "
-                f"(bridge servers edit {name} --state disabled)"
-            )
-            raise OperationRefusedError(msg)
+        _refuse_if_used(session, server)
         before = server_detail(server)
         session.delete(server)
         audit.record(
@@ -266,5 +272,22 @@ def remove_server(services: Services, name: str, actor: str) -> None:
             actor=actor,
             action="server_removed",
             before=before["state"],
-            detail={"server": name, "url": before["url"], "group": before["group"]},
+            detail={"server": name, "url": before["url"], "group": before["group"]}
+            | ({"webhook": webhook} if webhook else {}),
         )
+
+
+def _refuse_if_used(session: Session, server: Server) -> None:
+    accounts = session.scalar(
+        select(func.count(Service.service_id)).where(Service.server_id == server.id)
+    )
+    orders = session.scalar(
+        select(func.count(Order.id)).where(Order.server_id == server.id)
+    )
+    if accounts or orders:
+        msg = (
+            f"server {server.name!r} is still referenced by {accounts} service(s) "
+            f"and {orders} order(s); drain or disable it instead "
+            f"(bridge servers edit {server.name} --state disabled)"
+        )
+        raise OperationRefusedError(msg)

@@ -1,7 +1,9 @@
 """PanelClient: one long-lived httpx.Client per server; every call budgeted and typed.
 
-A call takes a token from the shared bucket first (none -> `RateLimitedError`, nothing
-sent), then goes out once; its answer is folded back into the bucket and classified
+A call takes one of the server's in-flight slots (none -> `RateLimitedError` with a
+short retry_after: the panel already has its share of calls in flight) and then a token
+from the shared bucket (none -> `RateLimitedError`); nothing is sent without both. It
+goes out once; its answer is folded back into the bucket and classified
 (`bridge.panel.errors.classify`). The client never sleeps and never retries, except
 that in login mode a 401 leads to one fresh login and one repeat of the call.
 Typed per-operation methods live in `bridge.panel.operations`.
@@ -9,7 +11,7 @@ Typed per-operation methods live in `bridge.panel.operations`.
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import redis
@@ -51,6 +53,17 @@ __all__ = [
 ]
 
 USER_AGENT = f"wispanel-bridge/{__version__}"
+
+
+class InFlightGate(Protocol):
+    """What the client needs from `bridge.inflight.InFlightSlots` (structural, as
+    `Budget`: the layer contract keeps the two packages independent)."""
+
+    def acquire(self, server: str) -> str | None: ...
+
+    def release(self, server: str, slot: str) -> None: ...
+
+
 LOGIN_OPERATION = "auth_login"
 
 
@@ -67,8 +80,12 @@ class PanelClient(PanelOperations):
         host_id: str,
         token_ttl: float,
         transport: httpx.BaseTransport | None = None,
+        inflight: InFlightGate | None = None,
+        inflight_retry_after: float = 0.5,
     ) -> None:
         self.config = config
+        self._inflight = inflight
+        self._inflight_retry_after = inflight_retry_after
         self.routes = resolve_routes(config.route_overrides)
         self.bucket_key = bucket_key(config)
         self._limiter = limiter
@@ -227,6 +244,20 @@ class PanelClient(PanelOperations):
             raise ValueError(msg) from None
 
     def _send_budgeted(self, call: "_Call") -> tuple[httpx.Response, str]:
+        # The slot comes before the token: a call refused for want of a slot has
+        # spent nothing of the panel's budget (and no attempt: the engine treats
+        # RateLimitedError as a budget wait and puts the order back in the DB).
+        if self._inflight is None:
+            return self._send_with_token(call)
+        slot = self._inflight.acquire(self.config.name)
+        if slot is None:
+            raise RateLimitedError(self._inflight_retry_after)
+        try:
+            return self._send_with_token(call)
+        finally:
+            self._inflight.release(self.config.name, slot)
+
+    def _send_with_token(self, call: "_Call") -> tuple[httpx.Response, str]:
         decision = self._limiter.acquire(
             self.bucket_key, self.config.rate_limit_per_min
         )

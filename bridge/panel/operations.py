@@ -152,6 +152,28 @@ class PanelOperations:
     def get_package(self, name: str) -> PanelResponse:
         return self.request("get_package", params={"name": name})
 
+    # single sign-on and usage (issue 13)
+
+    def mint_sso(
+        self,
+        username: str,
+        *,
+        expires_in: int,
+        target_path: str | None,
+        idempotency_key: str,
+    ) -> PanelResponse:
+        """Mint a single-use login link; the answer holds it: never log it."""
+        body: dict[str, Any] = {"username": username, "expires_in": expires_in}
+        if target_path is not None:
+            body["target_path"] = target_path
+        return self.request("sso_mint", body=body, idempotency_key=idempotency_key)
+
+    def get_user_usage(self, username: str) -> PanelResponse:
+        return self.request("get_user_usage", params={"username": username})
+
+    def list_usage(self, *, page: int, per_page: int) -> PanelPage:
+        return self._list("list_usage", "usage", _paging(page, per_page))
+
     # domains and certificates
 
     def create_domain(
@@ -202,6 +224,37 @@ class PanelOperations:
 
     def list_mailboxes(self, domain: str) -> PanelPage:
         return self._list("list_mailboxes", "accounts", {"domain": domain})
+
+    # account import (read-only, paginated) and webhooks
+
+    def list_domains(
+        self, *, page: int | None = None, per_page: int | None = None
+    ) -> PanelPage:
+        return self._list("list_domains", "domains", _paging(page, per_page))
+
+    def list_certificates(self) -> PanelPage:
+        return self._list("list_certificates", "certificates", None)
+
+    def list_all_mailboxes(
+        self, *, page: int | None = None, per_page: int | None = None
+    ) -> PanelPage:
+        return self._list("list_mailboxes", "accounts", _paging(page, per_page))
+
+    def create_webhook(
+        self, url: str, events: list[str], *, idempotency_key: str
+    ) -> PanelResponse:
+        return self.request(
+            "create_webhook",
+            body={"url": url, "events": events, "enabled": True},
+            idempotency_key=idempotency_key,
+        )
+
+    def delete_webhook(self, webhook_id: str, *, idempotency_key: str) -> PanelResponse:
+        return self.request(
+            "delete_webhook",
+            params={"id": webhook_id},
+            idempotency_key=idempotency_key,
+        )
 
     def _list(
         self,

@@ -51,13 +51,30 @@ Control API (per panel, no auth; bad input -> ``400 {"error": "..."}``):
 ``GET /_sim/ledger``  ``{"user": {...}, "domain": {...}, "certificate": {...},
     "mailbox": {...}}``: creations per natural key (username, domain, domain, address);
     renew is not a creation, every issue is.
+``POST /_sim/usage {"username", "disk_used_mb", "bandwidth_used_mb"}``  set the usage
+    figures the usage endpoints report for one account (unset accounts read 0).
 ``GET /_sim/credentials``  the panel's admin credentials; ``GET /_sim/panels`` lists
     every panel of the process.
+``GET /_sim/webhooks``  ``{"webhooks": [... secrets included], "deliveries": [{"id",
+    "webhook_id", "event", "url", "attempts": [{"status", "error"}], "state"
+    (pending|delivered|failed)}]}``; a delivery is logged when its event happens.
+``POST /_sim/webhooks/emit {"event", "data"?, "subject"?}``  fire any event (e.g. one
+    the catalogue lacks) to matching subscriptions; answers ``{"deliveries": n}``.
+
+Webhooks (``/api/v1/webhooks``, §8): lean envelope, API keys need scope ``all``,
+non-admins see their own. Events: ``user.created``/``suspended``/``unsuspended``/
+``deleted``/``package_changed`` (only on a real change) and ``ssl.issued``. SSL is
+judged lazily, so an issue/renew made while an ``ssl.issued`` subscription exists
+starts a watcher that checks every ``webhook_ssl_tick_s`` (real seconds, so clock
+jumps count) and announces the certificate once active. Delivery runs in the
+background: attempt 1 at once, then after each of ``webhook_retry_delays_s``
+("1,5"), each with ``webhook_timeout_s`` (10); a non-2xx (3xx included) fails.
 
 Other choices: ``GET /openapi.yaml`` (no auth) describes the API routes; packages
 ``default`` (unlimited), ``basic`` (1 domain, 5 mailboxes) and ``pro`` are seeded;
-an email account's ``id`` is its full address; idempotency records, rate windows
-and faults are not persisted to ``state_file``.
+an email account's ``id`` is its full address; SSO links are served at
+``GET /sso/consume/<nonce>`` (302 once, then 410; 404 unknown); idempotency records,
+rate windows and faults are not persisted to ``state_file``.
 """
 
 from bridge.simulator.config import SimulatorConfig

@@ -20,8 +20,11 @@ from bridge.simulator import (
     routes_packages,
     routes_resellers,
     routes_ssl,
+    routes_sso,
     routes_system,
+    routes_usage,
     routes_users,
+    routes_webhooks,
 )
 from bridge.simulator.config import SimulatorConfig
 from bridge.simulator.context import PANEL_KEY, panel_of
@@ -51,6 +54,9 @@ def build_api_app() -> FastAPI:
         routes_ssl,
         routes_email,
         routes_system,
+        routes_sso,
+        routes_usage,
+        routes_webhooks,
     ):
         module.register(app.router)
 
@@ -135,6 +141,11 @@ class SimulatorApp:
             await self.control(inner, receive, send)
         elif path.startswith("/api/"):
             await self.pipeline(panel, inner, receive, send)
+        elif path.startswith(routes_sso.CONSUME_PREFIX) and scope["method"] == "GET":
+            status, body, headers = routes_sso.consume(
+                panel, path.removeprefix(routes_sso.CONSUME_PREFIX)
+            )
+            await _send(send, status, body, "application/json", headers)
         else:
             await _plain(send, 404, {"error": "Not found"})
 
@@ -160,10 +171,17 @@ async def _plain(send: Send, status: int, payload: object) -> None:
     await _send(send, status, json_bytes(payload), "application/json")
 
 
-async def _send(send: Send, status: int, body: bytes, content_type: str) -> None:
+async def _send(
+    send: Send,
+    status: int,
+    body: bytes,
+    content_type: str,
+    extra: dict[str, str] | None = None,
+) -> None:
     headers = [
         (b"content-type", content_type.encode()),
         (b"content-length", str(len(body)).encode()),
     ]
+    headers += [(k.encode(), v.encode()) for k, v in (extra or {}).items()]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

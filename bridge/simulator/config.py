@@ -58,6 +58,13 @@ class SimulatorConfig:
     keyed_folders: str = DEFAULT_KEYED_FOLDERS
     trust_forwarded_for: bool = False
     tz_offset_minutes: int = 420
+    # Webhook delivery (wispanel-api.md §8, ASSUMED): attempt 1 at once, then one
+    # more after each of these waits (seconds); each attempt times out after
+    # webhook_timeout_s. A pending certificate is checked every webhook_ssl_tick_s
+    # (real seconds) so ssl.issued goes out when it becomes active.
+    webhook_retry_delays_s: str = "1,5"
+    webhook_timeout_s: float = 10.0
+    webhook_ssl_tick_s: float = 0.2
     seed: int | None = None
     state_file: str | None = field(default=None, compare=False)
 
@@ -75,6 +82,16 @@ class SimulatorConfig:
         _check(self.license_max_domains >= -1, "license_max_domains must be >= -1")
         _check(self.idempotency_window_s >= 1, "idempotency_window_s must be >= 1")
         _check(bool(self.username), "username must not be empty")
+        _check(self.webhook_timeout_s > 0, "webhook_timeout_s must be > 0")
+        _check(self.webhook_ssl_tick_s > 0, "webhook_ssl_tick_s must be > 0")
+        try:
+            delays = self.webhook_delays()
+        except ValueError:
+            delays = (-1.0,)
+        _check(
+            all(d >= 0 for d in delays),
+            "webhook_retry_delays_s must be a comma list of seconds >= 0",
+        )
         _check(
             all(f.isidentifier() for f in self.keyed_folder_set()),
             "keyed_folders must be 'all' or a comma list of folder names",
@@ -83,6 +100,11 @@ class SimulatorConfig:
             _check(self.api_key.startswith("wsp_"), "api_key must start with 'wsp_'")
         if self.totp_secret is not None:
             _check(_is_base32(self.totp_secret), "totp_secret must be base32")
+
+    def webhook_delays(self) -> tuple[float, ...]:
+        """The waits before each webhook delivery retry, in seconds."""
+        parts = [p.strip() for p in self.webhook_retry_delays_s.split(",")]
+        return tuple(float(p) for p in parts if p)
 
     def keyed_folder_set(self) -> frozenset[str]:
         """Folders whose mutating calls are de-duplicated by Idempotency-Key."""
@@ -129,10 +151,17 @@ class SimulatorConfig:
 
 
 _BOOL_FIELDS = {"retry_after", "ip_binding", "single_session", "trust_forwarded_for"}
-_FLOAT_FIELDS = {"ssl_delay_s"}
+_FLOAT_FIELDS = {"ssl_delay_s", "webhook_timeout_s", "webhook_ssl_tick_s"}
 _OPTIONAL_STR_FIELDS = {"api_key", "password", "totp_secret"}
 _OPTIONAL_INT_FIELDS = {"seed"}
-_STR_FIELDS = {"window", "envelope", "username", "email", "keyed_folders"}
+_STR_FIELDS = {
+    "window",
+    "envelope",
+    "username",
+    "email",
+    "keyed_folders",
+    "webhook_retry_delays_s",
+}
 
 
 def _coerce(name: str, value: Any) -> Any:  # noqa: PLR0911 - one branch per field kind

@@ -16,6 +16,8 @@ from bridge.simulator.context import json_response, panel_of, read_json
 from bridge.simulator.faults import Faults
 from bridge.simulator.panel import Panel
 from bridge.simulator.routes_domains import domain_json
+from bridge.simulator.routes_usage import register_control as usage_control
+from bridge.simulator.webhooks import emit
 
 PanelLister = Callable[[], list[dict[str, Any]]]
 
@@ -95,6 +97,32 @@ def _inspection_routes(router: APIRouter, list_panels: PanelLister) -> None:
     @router.get("/panels")
     async def panels() -> Response:
         return json_response(list_panels())
+
+    @router.get("/webhooks")
+    async def webhooks(request: Request) -> Response:
+        panel = panel_of(request)
+        hooks = [
+            h.to_json(panel.fmt, secret=True) for h in panel.state.webhooks.values()
+        ]
+        deliveries = [d.to_json() for d in panel.deliveries]
+        return json_response({"webhooks": hooks, "deliveries": deliveries})
+
+    @router.post("/webhooks/emit")
+    async def emit_event(request: Request) -> Response:
+        panel = panel_of(request)
+        body = await _body(request)
+        event, data, subject = (
+            body.get("event"),
+            body.get("data", {}),
+            body.get("subject"),
+        )
+        if not isinstance(event, str) or not event:
+            raise ControlError("event must be a non-empty string")
+        if not isinstance(data, dict):
+            raise ControlError("data must be an object")
+        if subject is not None and not isinstance(subject, str):
+            raise ControlError("subject must be a string")
+        return json_response({"deliveries": emit(panel, event, data, subject)})
 
 
 def _fault_routes(router: APIRouter) -> None:
@@ -178,6 +206,7 @@ def build_control_app(list_panels: PanelLister) -> FastAPI:
     _inspection_routes(router, list_panels)
     _fault_routes(router)
     _setting_routes(router)
+    usage_control(router, ControlError)
     app = FastAPI(
         openapi_url=None,
         docs_url=None,

@@ -13,6 +13,7 @@ from bridge.simulator.faults import Dice, Faults
 from bridge.simulator.idempotency import IdempotencyStore
 from bridge.simulator.persistence import load_state, save_state
 from bridge.simulator.ratelimit import RateLimiter
+from bridge.simulator.records import DeliveryLog
 from bridge.simulator.state import PanelState
 
 _CREDENTIAL_FIELDS = ("api_key", "username", "password", "totp_secret", "email")
@@ -32,6 +33,7 @@ class Panel:
         self.faults = Faults()
         self.dice = Dice(self.config.seed)
         self.requests: list[dict[str, Any]] = []
+        self.deliveries: list[DeliveryLog] = []
         self.jwt_secret = secrets.token_hex(32)
         self.state = PanelState()
         loaded = load_state(self.config.state_file) if self.config.state_file else None
@@ -62,6 +64,7 @@ class Panel:
         self.faults = Faults()
         self.dice = Dice(self.config.seed)
         self.requests.clear()
+        self.deliveries.clear()
         self.jwt_secret = secrets.token_hex(32)
         self.state = PanelState()
         self.state.install_admin(self.config, self.now())

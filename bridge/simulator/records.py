@@ -169,6 +169,8 @@ class Certificate:
     provider: str = "letsencrypt"
     include_www: bool = True
     auto_renew: bool = True
+    # ssl.issued has been sent for this issuance (once per issue/renew).
+    announced: bool = False
 
     def status(self, now: float) -> str:
         """Return pending, active, failed or expired at time ``now``."""
@@ -264,4 +266,64 @@ class Session:
             "device": self.device,
             "login_at": int(self.login_at),
             "last_seen": int(self.last_seen),
+        }
+
+
+@dataclass
+class Webhook:
+    """One subscription; its secret is returned only by the create call."""
+
+    id: str
+    owner: str
+    url: str
+    events: list[str]
+    secret: str
+    created_at: float
+    enabled: bool = True
+    last_fired_at: float | None = None
+    failure_count: int = 0
+
+    def matches(self, event: str) -> bool:
+        """Whether ``event`` matches one pattern: exact, ``prefix.*`` or ``*``."""
+        for pattern in self.events:
+            if pattern in ("*", event):
+                return True
+            if pattern.endswith(".*") and event.startswith(pattern[:-1]):
+                return True
+        return False
+
+    def to_json(self, fmt: Fmt, *, secret: bool = False) -> dict[str, Any]:
+        """Return the webhook object (secret redacted unless asked for)."""
+        return {
+            "id": self.id,
+            "owner": self.owner,
+            "url": self.url,
+            "events": list(self.events),
+            "secret": self.secret if secret else "<redacted>",
+            "enabled": self.enabled,
+            "created_at": fmt(self.created_at),
+            "last_fired_at": fmt(self.last_fired_at),
+            "failure_count": self.failure_count,
+        }
+
+
+@dataclass
+class DeliveryLog:
+    """What happened to one delivery (the control API shows these)."""
+
+    id: str
+    webhook_id: str
+    event: str
+    url: str
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    state: str = "pending"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "webhook_id": self.webhook_id,
+            "event": self.event,
+            "url": self.url,
+            "attempts": list(self.attempts),
+            "state": self.state,
         }

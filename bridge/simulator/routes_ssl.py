@@ -18,6 +18,7 @@ from bridge.simulator.context import (
 from bridge.simulator.errors import ApiError, ApiValidationError
 from bridge.simulator.records import Certificate, empty_certificate
 from bridge.simulator.routing import add_route, obj
+from bridge.simulator.webhooks import watch_certificate
 
 PROVIDERS = ("letsencrypt", "zerossl")
 
@@ -68,6 +69,7 @@ async def issue_certificate(request: Request, domain: str) -> Response:
     )
     panel.state.certificates[found.domain] = cert
     panel.state.record_creation("certificate", found.domain)
+    watch_certificate(panel, cert)
     return json_response(cert.to_json(panel.fmt, now))
 
 
@@ -82,6 +84,8 @@ async def renew_certificate(request: Request, domain: str) -> Response:
     cert.requested_at = now
     cert.ready_at = now + panel.config.ssl_delay_s
     cert.fails = panel.dice.roll(panel.faults.ssl_failure_rate)
+    cert.announced = False
+    watch_certificate(panel, cert)
     return json_response(cert.to_json(panel.fmt, now))
 
 

@@ -24,6 +24,7 @@ from bridge.simulator.pagination import paginate, wants_page
 from bridge.simulator.panel import Panel
 from bridge.simulator.records import LIMIT_FIELDS, UNLIMITED, Package, User
 from bridge.simulator.routing import add_route, obj
+from bridge.simulator.webhooks import emit
 
 USERNAME_RE = re.compile(r"^[a-z][a-z0-9]{1,15}$")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -108,6 +109,18 @@ def add_account(
     user.apply_package(package)
     panel.state.users[username] = user
     panel.state.record_creation("user", username)
+    emit(
+        panel,
+        "user.created",
+        {
+            "username": username,
+            "email": email,
+            "role": role,
+            "package": package.name,
+            "creator": principal.username,
+        },
+        username,
+    )
     return user
 
 
@@ -168,6 +181,8 @@ async def delete_user(request: Request, username: str) -> Response:
     """Terminate a user with its domains, certificates, mailboxes and keys."""
     panel = panel_of(request)
     get_managed_user(panel, principal_of(request), username)
+    # Emitted before the user is gone: who may hear about it depends on it.
+    emit(panel, "user.deleted", {"username": username}, username)
     panel.state.delete_user(username)
     return json_response({"success": True, "message": "User deleted"})
 
@@ -183,6 +198,8 @@ async def suspend_user(request: Request, username: str) -> Response:
         user.token_version += 1
         for domain in panel.state.domains_of([user.username]):
             domain.status = "suspended"
+        data = {"username": username, "reason": user.suspended_reason}
+        emit(panel, "user.suspended", data, username)
     return json_response(
         {"success": True, "message": "User suspended", "status": "suspended"}
     )
@@ -197,6 +214,7 @@ async def unsuspend_user(request: Request, username: str) -> Response:
         user.suspended_reason = ""
         for domain in panel.state.domains_of([user.username]):
             domain.status = "active"
+        emit(panel, "user.unsuspended", {"username": username}, username)
     return json_response(
         {"success": True, "message": "User unsuspended", "status": "active"}
     )
@@ -209,7 +227,11 @@ async def change_package(request: Request, username: str) -> Response:
     name = text_field(await read_json(request), "package")
     if not name:
         raise ApiValidationError("Package is required", "package")
+    previous = user.package
     user.apply_package(get_package(panel, name))
+    if previous != user.package:
+        data = {"username": username, "package": user.package, "previous": previous}
+        emit(panel, "user.package_changed", data, username)
     return json_response(user.to_json(panel.fmt))
 
 

@@ -17,6 +17,7 @@ from bridge.simulator.records import (
     Package,
     Session,
     User,
+    Webhook,
 )
 
 LEDGER_KINDS = ("user", "domain", "certificate", "mailbox")
@@ -62,9 +63,15 @@ class PanelState:
     certificates: dict[str, Certificate] = dataclasses.field(default_factory=dict)
     mailboxes: dict[str, Mailbox] = dataclasses.field(default_factory=dict)
     sessions: dict[str, Session] = dataclasses.field(default_factory=dict)
+    webhooks: dict[str, Webhook] = dataclasses.field(default_factory=dict)
     ledger: dict[str, dict[str, int]] = dataclasses.field(
         default_factory=lambda: {kind: {} for kind in LEDGER_KINDS}
     )
+    # SSO nonces, sessions opened through them (per username) and usage figures
+    # (routes_sso, routes_usage): not persisted to a state file.
+    sso_nonces: dict[str, Any] = dataclasses.field(default_factory=dict)
+    sso_sessions: dict[str, int] = dataclasses.field(default_factory=dict)
+    usage: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def record_creation(self, kind: str, key: str) -> None:
         """Count one creation of ``kind`` under its natural ``key``."""
@@ -133,6 +140,8 @@ class PanelState:
         for secret in [s for s, k in self.api_keys.items() if k.owner == username]:
             del self.api_keys[secret]
         self.sessions.pop(username, None)
+        for hook_id in [i for i, h in self.webhooks.items() if h.owner == username]:
+            del self.webhooks[hook_id]
         self.users.pop(username, None)
 
     def to_json(self) -> dict[str, Any]:
@@ -147,6 +156,7 @@ class PanelState:
                 "certificates",
                 "mailboxes",
                 "sessions",
+                "webhooks",
             )
         } | {"ledger": self.ledger}
 
@@ -161,6 +171,7 @@ class PanelState:
             certificates=_load(Certificate, data.get("certificates", {})),
             mailboxes=_load(Mailbox, data.get("mailboxes", {})),
             sessions=_load(Session, data.get("sessions", {})),
+            webhooks=_load(Webhook, data.get("webhooks", {})),
             ledger={kind: {} for kind in LEDGER_KINDS} | data.get("ledger", {}),
         )
 

@@ -39,12 +39,14 @@ POLICY = {
     ("DELETE", "/v1/admin/servers/{name}"): Role.ADMIN,
     ("POST", "/v1/admin/servers/{name}/drain"): Role.ADMIN,
     ("POST", "/v1/admin/servers/{name}/test"): Role.ADMIN,
+    ("POST", "/v1/admin/services/{service_id}/link"): Role.ADMIN,
 }
 # A body each route accepts far enough to reach its use case (which then finds
 # nothing: the path names no existing order or server).
 BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/admin/orders/{ref}/resolve"): {"note": "fixed by hand"},
     ("PUT", "/v1/admin/servers/{name}"): {"rate_limit_per_min": 30},
+    ("POST", "/v1/admin/services/{service_id}/link"): {"service_id": "whmcs-1"},
 }
 # What an allowed caller gets: lists answer (200); nothing exists at the other
 # paths (404); a PUT would add a server, which needs a URL and credentials (422).

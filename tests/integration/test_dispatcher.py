@@ -202,3 +202,24 @@ def test_each_server_gets_no_more_orders_per_tick_than_its_budget(
     recorder.sent.clear()
     dispatch_due_orders(recorded)
     assert not [o for o in recorder.orders() if o in slow_orders]
+
+
+def test_short_wait_sends_the_order_back_itself_and_the_dispatcher_holds_off(
+    recorded: Services,
+    sim_server: Server,
+    sim: SimControl,
+    clock: FakeClock,
+    recorder: Recorder,
+) -> None:
+    sim.faults(storm_seconds=2)  # 429 with Retry-After: a short, known wait
+    order_uuid = submit(recorded, create_spec())
+    recorder.sent.clear()
+    run_order(recorded, order_uuid)
+    order = load(recorded, order_uuid)
+    assert order.wait_reason is not None
+    assert order.wait_reason.value == "rate_limited"
+    assert recorder.orders() == [order_uuid]  # requeued by the engine itself
+    clock.advance(3)  # due now (within the lease grace): its message is on its way
+    assert load(recorded, order_uuid).next_attempt_at <= clock()
+    dispatch_due_orders(recorded)
+    assert recorder.orders() == [order_uuid]

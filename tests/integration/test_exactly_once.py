@@ -398,3 +398,32 @@ def test_retention_purges_old_finished_orders(
     clock.advance(timedelta(days=services.settings.retention_days + 1).total_seconds())
     assert run_retention(services)["orders_purged"] == 1
     assert load(services, order_uuid).payload == {}
+
+
+def test_suspend_behind_a_create_that_failed_half_way_fails_cleanly(
+    services: Services, server: Server, sim: SimControl, clock: FakeClock
+) -> None:
+    # The account is created, then the certificate fails: the service is failed
+    # but owns its account. A suspend queued behind it must not touch the panel,
+    # must not run forever, and must not block the terminate after it.
+    sim.faults(ssl_failure_rate=1.0)
+    create = submit(services, create_spec(mailboxes=()))
+    suspend = submit(
+        services, OrderSpec(order_id="sus-1", service_id="svc-1", action=Action.SUSPEND)
+    )
+    terminate = submit(
+        services,
+        OrderSpec(order_id="term-1", service_id="svc-1", action=Action.TERMINATE),
+    )
+    assert drive(services, create, clock, sim).status is OrderStatus.FAILED
+    order = drive(services, suspend, clock, sim)
+    assert order.status is OrderStatus.FAILED
+    assert "only terminate or a new create" in (order.last_error or "")
+    assert not [r for r in sim.requests() if r["path"].endswith("/suspend")]
+    with pytest.raises(InvalidOrderError, match="only terminate or a new create"):
+        submit(
+            services,
+            OrderSpec(order_id="sus-2", service_id="svc-1", action=Action.SUSPEND),
+        )
+    assert drive(services, terminate, clock, sim).status is OrderStatus.COMPLETED
+    assert load(services, terminate).service.status.value == "terminated"

@@ -31,6 +31,9 @@ def served(services: Services) -> Iterator[str]:
         yield base_url
 
 
+# The suite's run takes about 30 s on an idle machine; the bound leaves room for
+# a shared, busy one, and grows with the long run's size.
+@pytest.mark.timeout(max(300, EXAMPLES * 10))
 def test_fuzzed_api_never_answers_5xx_and_keeps_to_its_schema(
     served: str, services: Services, server: Server, clock: FakeClock
 ) -> None:
@@ -47,10 +50,13 @@ def test_fuzzed_api_never_answers_5xx_and_keeps_to_its_schema(
     assert tally.cases >= EXAMPLES * 30
     assert tally.statuses[401] < tally.cases / 10
     assert {200, 202, 404, 422} <= set(tally.statuses)
+    # Only operations without parameters or body have nothing to violate.
     assert set(tally.no_negative_cases) == {
         "GET /healthz",
         "GET /readyz",
         "GET /v1/admin/servers",
+        # The panel's raw, signed body: no schema to break, no parameters.
+        "POST /v1/panel-events/{server}",
     }
 
 

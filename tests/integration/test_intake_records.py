@@ -114,6 +114,16 @@ def test_purge_deletes_intake_rows_past_their_expiry_only(
     assert purge_orders(services, clock(), "ops:test").intake_requests == 0
 
 
+def test_reused_order_id_after_its_record_expired_is_a_clear_409(
+    services: Services, server: Server, clock: FakeClock
+) -> None:
+    submit(services, create_spec(1))
+    clock.advance(services.settings.intake_idempotency_ttl_seconds + 1)
+    purge_orders(services, clock() - timedelta(days=90), "ops:test")
+    with pytest.raises(IdempotencyConflictError, match="already used by an earlier"):
+        submit(services, create_spec(2, order_id="ord-1"))
+
+
 @pytest.fixture
 def migration_url(tmp_path: Path) -> str:
     url = suite_database_url() + "_intake_migration"

@@ -72,10 +72,13 @@ def test_reads_and_writes_are_told_apart_by_method() -> None:
         "issue_ssl",
         "renew_ssl",
         "create_mailbox",
+        "create_webhook",
+        "delete_webhook",
         "auth_login",
         "create_reseller",
         "set_reseller_limits",
         "delete_reseller",
+        "sso_mint",
     }
 
 
@@ -92,4 +95,6 @@ def test_only_the_documented_folders_honour_keys() -> None:
         "create_reseller",
         "set_reseller_limits",
         "delete_reseller",
+        "create_webhook",
+        "delete_webhook",
     }

@@ -22,7 +22,12 @@ def test_disabled_sweeps_are_not_scheduled() -> None:
     assert "sweep_suspend" not in schedule
     assert "sweep_terminate" in schedule
     none = beat_schedule(
-        Settings(suspend_sweep_enabled=False, terminate_sweep_enabled=False)
+        Settings(
+            suspend_sweep_enabled=False,
+            terminate_sweep_enabled=False,
+            usage_enabled=False,
+            packages_refresh_seconds=0,
+        )
     )
     assert set(none) == {"dispatch", "retention"}
 
@@ -41,3 +46,26 @@ def test_sweep_tasks_are_registered_under_their_stable_names() -> None:
 
     register_tasks(app, no_services)  # type: ignore[arg-type]
     assert {"bridge.sweep_suspend", "bridge.sweep_terminate"} <= set(app.tasks)
+    assert {
+        "bridge.collect_usage",
+        "bridge.collect_server_usage",
+        "bridge.refresh_packages",
+    } <= set(app.tasks)
+
+
+def test_usage_collection_ticks_every_usage_interval() -> None:
+    schedule = beat_schedule(Settings(usage_interval_seconds=900))
+    assert schedule["collect_usage"]["task"] == "bridge.collect_usage"
+    assert schedule["collect_usage"]["schedule"] == 900
+
+
+def test_usage_collection_is_off_when_disabled_or_interval_zero() -> None:
+    assert "collect_usage" not in beat_schedule(Settings(usage_enabled=False))
+    assert "collect_usage" not in beat_schedule(Settings(usage_interval_seconds=0))
+
+
+def test_package_refresh_is_scheduled_unless_zero() -> None:
+    schedule = beat_schedule(Settings(packages_refresh_seconds=1800))
+    assert schedule["refresh_packages"]["task"] == "bridge.refresh_packages"
+    assert schedule["refresh_packages"]["schedule"] == 1800
+    assert "refresh_packages" not in beat_schedule(Settings(packages_refresh_seconds=0))

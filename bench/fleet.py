@@ -1,0 +1,289 @@
+"""Benchmark: fleet throughput against panel budgets; isolation from a bad panel.
+
+The simulator (`bridge simulator --panels N`, its own process) serves N panels with a
+sliding window of `--limit` requests/min each, certificates issued at once and no
+licence cap. A fresh PostgreSQL database gets N servers (limit `--limit`) and a backlog
+of create orders (user, domain, SSL, one mailbox) spread evenly over them, submitted
+before any worker starts. Then `bridge worker` (the default deployment unless --pool /
+--concurrency say otherwise) and `bridge beat` run for `--warmup` + `--seconds`; panel
+calls are counted from each panel's request log inside the measured window.
+
+Cases: `healthy` (all panels fine) and `faulty` (panel N-1 answers every call 3 s late,
+panel N fails 50 % of its writes with a 500). One JSON line per case and repeat:
+
+  {"case", "pool", "concurrency", "panels", "seconds", "calls_per_min",
+   "limit_sum_per_min", "utilization", "calls_429", "slowest_share",
+   "healthy_panels", "healthy_calls_per_min", "healthy_latency_p50_s",
+   "healthy_latency_p90_s", "healthy_orders_completed"}
+
+utilization = calls/min over all panels / sum of limits; slowest_share = the lowest
+share of its own budget among the healthy panels; healthy_* = panels 1..N-2 (all N in
+the healthy case; the faulty case compares the same 1..N-2 against it).
+Order latency = finished_at - created_at of the healthy panels' orders completed in
+the window (the whole backlog is submitted at once, so it includes queueing: equal
+throughput gives equal latency; a stalled panel shows as longer latency).
+
+Usage: .venv/bin/python -m bench.fleet [--cases healthy,faulty] [--repeat 2]
+       [--pool threads|prefork] [--concurrency C] [--smoke]
+"""
+
+import argparse
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+
+from bench.support import (
+    BENCH_REDIS,
+    BridgeEnv,
+    Children,
+    children,
+    flush_redis,
+    free_port,
+    fresh_bridge_database,
+    machine,
+    percentile,
+    pg_url,
+    register_server,
+    wait_http,
+)
+from bridge.api.schemas import CreateOrderIn, to_spec
+from bridge.container import build_services
+from bridge.db.models import Order, Server
+from bridge.domain.states import OrderStatus
+from bridge.intake import accept_order
+from bridge.logging import configure_logging
+from bridge.settings import Settings
+
+DATABASE = pg_url("fleet")
+CALLS_PER_ORDER = 5  # user, domain, SSL issue, SSL status, mailbox
+SLOW_MS = 3000
+FAIL_RATE = 0.5
+
+
+def no_broker(task_name: str, *args: str) -> bool:
+    """For read-only Services: nothing to send."""
+    del task_name, args
+    return False
+
+
+def start_simulator(kids: Children, panels: int, limit: int) -> tuple[str, list[str]]:
+    port = free_port()
+    argv = [
+        sys.executable, "-m", "bridge", "simulator", "--port", str(port),
+        "--panels", str(panels), "--limit", str(limit), "--window", "sliding",
+        "--ssl-delay", "0",
+    ]  # fmt: skip
+    proc = kids.start("simulator", argv, {**os.environ, "PYTHONUNBUFFERED": "1"})
+    base = f"http://127.0.0.1:{port}"
+    wait_http(base + "/openapi.yaml", proc)
+    names = [f"p{i}" for i in range(1, panels + 1)]
+    with httpx.Client(base_url=base, timeout=10) as http:
+        for name in names:
+            http.post(
+                f"/p/{name}/_sim/config",
+                json={"license_max_users": -1, "license_max_domains": -1},
+            ).raise_for_status()
+    return base, names
+
+
+def panel_keys(base: str, names: list[str]) -> dict[str, str]:
+    with httpx.Client(base_url=base, timeout=10) as http:
+        return {
+            n: http.get(f"/p/{n}/_sim/credentials").json()["api_key"] for n in names
+        }
+
+
+def submit_backlog(env: BridgeEnv, names: list[str], per_panel: int) -> None:
+    settings = Settings(
+        database_url=env.database_url,
+        redis_url=env.redis_url,
+        secret_key=env.secret_key,
+        log_level="WARNING",
+    )
+    configure_logging(settings)
+    # As billing's burst would: each order enqueued after its commit (intake stamps
+    # enqueued_at, so the dispatcher would otherwise wait a lease period first).
+    services = build_services(settings)
+    try:
+        for n in range(per_panel * len(names)):
+            body = CreateOrderIn(
+                order_id=f"fleet-{n}",
+                service_id=f"svc-{n}",
+                action="create",
+                account={
+                    "username": f"u{n}",
+                    "email": f"u{n}@example.com",
+                    "password": "correct-horse-battery",
+                    "package": "default",
+                },
+                domain=f"s{n}.example",
+                ssl=True,
+                mailboxes=[
+                    {"local_part": "info", "password": "mailbox-pass", "quota_mb": 10}
+                ],
+                server=names[n % len(names)],
+            )
+            accept_order(services, to_spec(body), body_sha256=f"{n:064x}")
+    finally:
+        services.close()
+
+
+def calls_in_window(
+    base: str, names: list[str], start: datetime, end: datetime
+) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    with httpx.Client(base_url=base, timeout=30) as http:
+        for name in names:
+            counted = {"calls": 0, "429": 0}
+            for entry in http.get(f"/p/{name}/_sim/requests").json():
+                at = datetime.fromisoformat(entry["at"].replace("Z", "+00:00"))
+                if start <= at < end:
+                    key = "429" if entry["status"] == 429 else "calls"
+                    counted[key] += 1
+            out[name] = counted
+    return out
+
+
+def latencies(
+    env: BridgeEnv, healthy: list[str], start: datetime, end: datetime
+) -> list[float]:
+    settings = Settings(
+        database_url=env.database_url,
+        redis_url=env.redis_url,
+        secret_key=env.secret_key,
+    )
+    services = build_services(settings, enqueue=no_broker)
+    try:
+        with services.sessions() as session:
+            rows = session.execute(
+                select(Order.created_at, Order.finished_at)
+                .join(Server, Order.server_id == Server.id)
+                .where(
+                    Server.name.in_(healthy),
+                    Order.status == OrderStatus.COMPLETED,
+                    Order.finished_at >= start,
+                    Order.finished_at < end,
+                )
+            ).all()
+    finally:
+        services.close()
+    return [(f - c).total_seconds() for c, f in rows if f is not None]
+
+
+def wait_first_completion(env: BridgeEnv, timeout: float = 120) -> None:
+    settings = Settings(
+        database_url=env.database_url,
+        redis_url=env.redis_url,
+        secret_key=env.secret_key,
+    )
+    services = build_services(settings, enqueue=no_broker)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            with services.sessions() as session:
+                done = session.scalars(
+                    select(Order.id).where(Order.status == OrderStatus.COMPLETED)
+                ).first()
+            if done is not None:
+                return
+            time.sleep(0.2)
+    finally:
+        services.close()
+    msg = f"no order completed within {timeout} s (see the worker log)"
+    raise RuntimeError(msg)
+
+
+def run_case(args: argparse.Namespace, case: str, tmp: Path) -> dict[str, Any]:
+    fresh_bridge_database(DATABASE)
+    flush_redis(BENCH_REDIS)
+    env = BridgeEnv(database_url=DATABASE, redis_url=BENCH_REDIS, var_dir=tmp / "var")
+    per_panel = args.orders_per_panel or math.ceil(
+        (args.warmup + args.seconds) / 60 * args.limit / CALLS_PER_ORDER * 1.3
+    )
+    with children(tmp) as kids:
+        base, names = start_simulator(kids, args.panels, args.limit)
+        for name, key in panel_keys(base, names).items():
+            register_server(env, name, f"{base}/p/{name}", key, limit=args.limit)
+        healthy = names[:-2] if case == "faulty" else names
+        if case == "faulty":
+            with httpx.Client(base_url=base, timeout=10) as http:
+                http.post(f"/p/{names[-2]}/_sim/faults", json={"latency_ms": SLOW_MS})
+                http.post(f"/p/{names[-1]}/_sim/faults", json={"error_rate": FAIL_RATE})
+        submit_backlog(env, names, per_panel)
+        worker = ["worker"]
+        if args.pool:
+            worker += ["--pool", args.pool]
+        if args.concurrency:
+            worker += ["--concurrency", str(args.concurrency)]
+        kids.bridge("worker", [*worker, "--without-mingle"], env)
+        kids.bridge("beat", ["beat"], env)
+        wait_first_completion(env)  # worker start-up is not part of the window
+        time.sleep(args.warmup)
+        start = datetime.now(UTC)
+        time.sleep(args.seconds)
+        end = datetime.now(UTC)
+        counts = calls_in_window(base, names, start, end)
+        lat = latencies(env, names[:-2] if len(names) > 2 else names, start, end)
+    minutes = (end - start) / timedelta(minutes=1)
+    per_min = {n: c["calls"] / minutes for n, c in counts.items()}
+    total = sum(per_min.values())
+    compared = names[:-2] if len(names) > 2 else names
+    return {
+        "case": case,
+        "pool": args.pool or "default",
+        "concurrency": args.concurrency,
+        "panels": args.panels,
+        "orders_per_panel": per_panel,
+        "seconds": round((end - start).total_seconds(), 1),
+        "calls_per_min": round(total, 1),
+        "limit_sum_per_min": args.limit * args.panels,
+        "utilization": round(total / (args.limit * args.panels), 4),
+        "calls_429": sum(c["429"] for c in counts.values()),
+        "slowest_share": round(min(per_min[n] for n in healthy) / args.limit, 4),
+        "healthy_panels": len(compared),
+        "healthy_calls_per_min": round(sum(per_min[n] for n in compared), 1),
+        "healthy_latency_p50_s": round(percentile(lat, 50), 2),
+        "healthy_latency_p90_s": round(percentile(lat, 90), 2),
+        "healthy_orders_completed": len(lat),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--panels", type=int, default=20)
+    parser.add_argument("--limit", type=int, default=60)
+    parser.add_argument("--seconds", type=float, default=90.0)
+    parser.add_argument("--warmup", type=float, default=20.0)
+    parser.add_argument("--orders-per-panel", type=int, default=None)
+    parser.add_argument("--cases", default="healthy,faulty")
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--pool", choices=["threads", "prefork"], default=None)
+    parser.add_argument("--concurrency", type=int, default=None)
+    parser.add_argument("--smoke", action="store_true", help="3 panels, a few s")
+    parser.add_argument("--keep", action="store_true", help="keep logs (tmp dir)")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.panels, args.seconds, args.warmup, args.orders_per_panel = 3, 3, 2, 2
+    print(json.dumps({"machine": machine()}), file=sys.stderr)
+    for _ in range(args.repeat):
+        for case in args.cases.split(","):
+            tmp = Path(tempfile.mkdtemp(prefix="bench-fleet-"))
+            print(json.dumps({"logs": str(tmp)}), file=sys.stderr)
+            print(json.dumps(run_case(args, case, tmp)), flush=True)
+            if not args.keep:
+                shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""The intake floor: the least an intake endpoint can do, to compare `bridge api` to.
+
+`POST /v1/orders` verifies the same HMAC signature as the bridge (same signed string,
+same secret, same skew rule), parses the JSON and INSERTs one row through SQLAlchemy
+on an engine built exactly like the bridge's (`bridge.db.session.make_engine`), then
+answers 202. No validation, no plan, no broker.
+
+Usage: python -m bench.intake_floor --database-url URL --port P
+"""
+
+import argparse
+import hmac
+import json
+import time
+import uuid
+
+import uvicorn
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import JSON, Column, MetaData, String, Table, insert
+
+from bridge.api.signing import signature
+from bridge.db.session import make_engine
+
+MAX_SKEW = 300
+metadata = MetaData()
+floor_orders = Table(
+    "floor_orders",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("order_id", String(255), unique=True, nullable=False),
+    Column("body", JSON, nullable=False),
+)
+
+
+def create_app(database_url: str, secret: str) -> FastAPI:
+    engine = make_engine(database_url)
+    metadata.create_all(engine)
+    app = FastAPI()
+
+    async def verified(request: Request) -> bytes:
+        body = await request.body()
+        timestamp = request.headers.get("x-bridge-timestamp", "")
+        sent = request.headers.get("x-bridge-signature", "")
+        if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > MAX_SKEW:
+            raise HTTPException(401, "timestamp")
+        expected = signature(secret, timestamp, "POST", request.url.path, body)
+        if not hmac.compare_digest(expected.encode(), sent.encode()):
+            raise HTTPException(401, "bad signature")
+        return body
+
+    @app.post("/v1/orders")
+    def post_order(body: bytes = Depends(verified)) -> JSONResponse:
+        data = json.loads(body)
+        row_id = str(uuid.uuid4())
+        with engine.begin() as conn:
+            conn.execute(
+                insert(floor_orders).values(
+                    id=row_id, order_id=data["order_id"], body=data
+                )
+            )
+        return JSONResponse({"id": row_id}, status_code=202)
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database-url", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--secret", required=True)
+    args = parser.parse_args()
+    app = create_app(args.database_url, args.secret)
+    uvicorn.run(
+        app, host="127.0.0.1", port=args.port, log_config=None, access_log=False
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,46 @@
+"""Panel clients that spend a server's budget through a lane (bridge.ratelimit):
+`priority_client` for a person waiting (SSO), `usage_client` for background usage
+collection capped at BRIDGE_USAGE_BUDGET_SHARE. Callers close what they get.
+"""
+
+from bridge.container import Services
+from bridge.db.models import Server
+from bridge.fleet import panel_config
+from bridge.panel import Budget, PanelClient, PanelTimeouts
+from bridge.ratelimit import PriorityLane, ShareLane
+
+USAGE_LANE = "usage"
+
+
+def _client(services: Services, server: Server, budget: Budget) -> PanelClient:
+    settings = services.settings
+    return PanelClient(
+        panel_config(server, services.box),
+        redis=services.redis,
+        limiter=budget,
+        timeouts=PanelTimeouts.from_settings(settings),
+        host_id=services.host_id,
+        token_ttl=settings.panel_token_cache_seconds,
+    )
+
+
+def priority_client(services: Services, server: Server) -> PanelClient:
+    """A client whose calls claim the server's next slot ahead of queued work."""
+    settings = services.settings
+    lane = PriorityLane(
+        services.limiter,
+        max_wait=settings.sso_max_wait_seconds,
+        grace=settings.sso_claim_grace_seconds,
+    )
+    return _client(services, server, lane)
+
+
+def usage_lane(services: Services) -> ShareLane:
+    return ShareLane(
+        services.limiter, share=services.settings.usage_budget_share, lane=USAGE_LANE
+    )
+
+
+def usage_client(services: Services, server: Server) -> PanelClient:
+    """A client capped at the usage share of the server's budget."""
+    return _client(services, server, usage_lane(services))
