@@ -145,6 +145,10 @@ def failures(snap: Snapshot) -> tuple[dict[str, list[str]], list[dict[str, Any]]
 def _explain(order: dict[str, Any], snap: Snapshot) -> tuple[str, str | None]:
     """Return (reason, explanation); explanation None when nothing injected fits."""
     step = next((s for s in order["steps"] if s["status"] == "failed"), None)
+    if order["status"] == "failed" and step is None and _create_failed(order, snap):
+        # Refused before any panel call: lifecycle orders do not act on a service
+        # whose create failed (billing posted them while it was still pending).
+        return "refused_after_failed_create", "the service's create failed earlier"
     if order["status"] == "cancelled" or step is None:
         return f"{order['status']}:{order['last_error']}", None
     code, status = step["error_code"], step["panel_status"]
@@ -213,7 +217,8 @@ def _ts(text: str) -> float:
 def unexpected_rejections(
     rejected: dict[str, str], service_of: dict[str, str], snap: Snapshot
 ) -> list[dict[str, str]]:
-    """Intake refusals other than "nothing provisioned" after a failed create.
+    """Intake refusals other than "nothing provisioned" / "its create failed"
+    after a failed create.
 
     Billing that posts a lifecycle order for a service whose create failed is
     told 422; any other refusal of the workload's orders is a finding.
@@ -228,7 +233,7 @@ def unexpected_rejections(
         for order_id, answer in rejected.items()
         if not (
             answer.startswith("422")
-            and "not provisioned" in answer
+            and ("not provisioned" in answer or "create failed" in answer)
             and service_of.get(order_id) in failed_creates
         )
     ]

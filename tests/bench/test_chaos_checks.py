@@ -110,6 +110,8 @@ def test_injected_failures_are_explained_and_internal_errors_are_not() -> None:
                 1,
                 steps=failed_step("INTERNAL_ERROR", 500),
             ),
+            "o4": order("o4", "s1", "suspend", "failed", 2),  # refused: create failed
+            "o5": order("o5", "s9", "suspend", "failed", 2),  # refused: no reason
             "o3": order(
                 "o3", "s3", "suspend", "failed", 2, steps=failed_step("internal", None)
             ),
@@ -118,8 +120,9 @@ def test_injected_failures_are_explained_and_internal_errors_are_not() -> None:
 
     by_reason, unexplained = failures(snap)
 
-    assert sum(len(ids) for ids in by_reason.values()) == 3
-    assert [u["order_id"] for u in unexplained] == ["o3"]
+    assert sum(len(ids) for ids in by_reason.values()) == 5
+    assert by_reason["refused_after_failed_create"] == ["o4"]
+    assert sorted(u["order_id"] for u in unexplained) == ["o3", "o5"]
 
 
 def test_refusals_count_as_expected_only_after_the_service_create_failed() -> None:
