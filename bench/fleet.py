@@ -44,6 +44,7 @@ from sqlalchemy import select
 
 from bench.support import (
     BENCH_REDIS,
+    INTAKE_DIGEST_KEY,
     BridgeEnv,
     Children,
     children,
@@ -108,6 +109,7 @@ def submit_backlog(env: BridgeEnv, names: list[str], per_panel: int) -> None:
         database_url=env.database_url,
         redis_url=env.redis_url,
         secret_key=env.secret_key,
+        intake_digest_key=INTAKE_DIGEST_KEY,
         log_level="WARNING",
     )
     configure_logging(settings)
@@ -161,6 +163,7 @@ def latencies(
         database_url=env.database_url,
         redis_url=env.redis_url,
         secret_key=env.secret_key,
+        intake_digest_key=INTAKE_DIGEST_KEY,
     )
     services = build_services(settings, enqueue=no_broker)
     try:
@@ -185,6 +188,7 @@ def wait_first_completion(env: BridgeEnv, timeout: float = 120) -> None:
         database_url=env.database_url,
         redis_url=env.redis_url,
         secret_key=env.secret_key,
+        intake_digest_key=INTAKE_DIGEST_KEY,
     )
     services = build_services(settings, enqueue=no_broker)
     deadline = time.monotonic() + timeout

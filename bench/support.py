@@ -44,6 +44,7 @@ PG_SERVER = os.environ.get(
 DB_PREFIX = os.environ.get("BRIDGE_BENCH_DB_PREFIX", "bridge_bench_")
 BENCH_REDIS = os.environ.get("BRIDGE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/4")
 INTAKE_SECRET = "bench-intake-secret"  # noqa: S105 - a loopback benchmark's
+INTAKE_DIGEST_KEY = "bench-intake-digest-key"
 ADMIN_TOKEN = "bench-admin-token"  # noqa: S105
 
 
@@ -112,6 +113,7 @@ class BridgeEnv:
                 "BRIDGE_REDIS_URL": self.redis_url,
                 "BRIDGE_SECRET_KEY": self.secret_key,
                 "BRIDGE_INTAKE_SECRET": INTAKE_SECRET,
+                "BRIDGE_INTAKE_DIGEST_KEY": INTAKE_DIGEST_KEY,
                 "BRIDGE_ADMIN_TOKEN": ADMIN_TOKEN,
                 "BRIDGE_LOG_FORMAT": "json",
                 "PYTHONUNBUFFERED": "1",
