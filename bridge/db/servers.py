@@ -62,19 +62,15 @@ def place(
     if not candidates:
         return None
     if all(slots(s) is None for s in candidates):
-        return candidates[0]
+        if policy is PlacementPolicy.FILL_IN_ORDER or len(candidates) == 1:
+            return candidates[0]
+        # No limits: "least full" is the fewest accounts (ties: name order).
+        counts = _accounts(session, candidates)
+        return min(candidates, key=lambda s: counts.get(s.id, 0))
     # A limit may have been set since the unlocked read: decide on locked rows.
     locked = stmt.with_for_update().execution_options(populate_existing=True)
     candidates = list(session.scalars(locked))
-    rows = session.execute(
-        select(Service.server_id, func.count().label("n"))
-        .where(
-            Service.server_id.in_([s.id for s in candidates]),
-            Service.status.in_(_OCCUPYING),
-        )
-        .group_by(Service.server_id)
-    )
-    counts: dict[uuid.UUID | None, int] = {row.server_id: row.n for row in rows}
+    counts = _accounts(session, candidates)
     best: Server | None = None
     best_fill = 2.0
     for server in candidates:
@@ -88,6 +84,19 @@ def place(
         if fill < best_fill:
             best, best_fill = server, fill
     return best
+
+
+def _accounts(session: Session, servers: list[Server]) -> dict[uuid.UUID | None, int]:
+    """Accounts each server holds (services that occupy a slot)."""
+    rows = session.execute(
+        select(Service.server_id, func.count().label("n"))
+        .where(
+            Service.server_id.in_([s.id for s in servers]),
+            Service.status.in_(_OCCUPYING),
+        )
+        .group_by(Service.server_id)
+    )
+    return {row.server_id: row.n for row in rows}
 
 
 def record_failure(

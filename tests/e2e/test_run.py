@@ -53,7 +53,7 @@ def test_bridge_run_serves_a_second_terminal_and_stops_on_ctrl_c(
         assert (var / "bridge.db").exists()
     assert bridge.exit_code == 0, bridge.log.read_text()[-3000:]
     log = bridge.log.read_text()
-    assert log.count("development_secret_generated") == 3  # once per secret
+    assert log.count("development_secret_generated") == 4  # once per secret
     stopping = log[log.index("stopping") :]
     assert "stopped" in stopping
     # Redis stops after the worker: the worker never loses its broker.

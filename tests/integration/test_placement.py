@@ -66,6 +66,15 @@ def test_least_full_spreads_by_fill_ratio(services: Services) -> None:
     assert placed == ["a", "b", "b", "b"]
 
 
+def test_least_full_without_limits_spreads_by_account_count(
+    services: Services,
+) -> None:
+    _add(services, "a", capacity=None)
+    _add(services, "b", capacity=None)
+    placed = [_server_of(services, n) for n in range(1, 5)]
+    assert placed == ["a", "b", "a", "b"]
+
+
 def test_fill_in_order_fills_the_first_server_first(fill_in_order: Services) -> None:
     _add(fill_in_order, "a", capacity=2)
     _add(fill_in_order, "b", capacity=10)
