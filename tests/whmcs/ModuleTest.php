@@ -366,11 +366,10 @@ final class ModuleTest extends TestCase
         $this->assertMatchesRegularExpression('/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/', $row->lastupdate);
         $otherRow = Capsule::table('tblhosting')->where('id', $other)->first();
         $this->assertSame([7, 89], [$otherRow->diskusage, $otherRow->bwusage]);
-        // A WHMCS server record that is not this service's server changes nothing.
-        self::sim('POST', '/_sim/usage', ['username' => $this->username, 'disk_used_mb' => 999, 'bandwidth_used_mb' => 1]);
-        self::bridgeCli('usage', 'sync', '--server', 'demo');
+        // The run of another WHMCS server record leaves this server's services alone.
+        Capsule::table('tblhosting')->where('id', $this->serviceId)->update(['diskusage' => 0]);
         $this->assertSame('success', wispanelbridge_UsageUpdate($this->params(['serverid' => 2])));
-        $this->assertSame(321, Capsule::table('tblhosting')->where('id', $this->serviceId)->value('diskusage'));
+        $this->assertSame(0, Capsule::table('tblhosting')->where('id', $this->serviceId)->value('diskusage'));
     }
 
     public function testUsageUpdateReportsABadSecret(): void
