@@ -332,7 +332,7 @@ final class ModuleTest extends TestCase
         $this->assertStringNotContainsString($sso['redirectTo'], json_encode(self::state()['modulelog']));
     }
 
-    public function testServiceSingleSignOnOfASuspendedServiceSaysWhy(): void
+    public function testServiceSingleSignOnRefusalsSayWhy(): void
     {
         $this->assertSame('success', wispanelbridge_CreateAccount($this->params()));
         $this->assertSame('success', wispanelbridge_SuspendAccount($this->params(['suspendreason' => 'Abuse'])));
@@ -343,6 +343,15 @@ final class ModuleTest extends TestCase
             'Panel login is not available for this service: service is suspended: SSO needs an active service',
             $sso['errorMsg']
         );
+        $this->assertSame('success', wispanelbridge_UnsuspendAccount($this->params()));
+        self::sim('POST', '/_sim/fail-next', ['count' => 1, 'status' => 500]);
+        $down = wispanelbridge_ServiceSingleSignOn($this->params());
+        $this->assertFalse($down['success']);
+        $this->assertSame(
+            'The panel cannot log you in right now (panel unavailable (500)); try again in a minute',
+            $down['errorMsg']
+        );
+        $this->assertTrue(wispanelbridge_ServiceSingleSignOn($this->params())['success']);
         $unknown = wispanelbridge_ServiceSingleSignOn($this->params(['serviceid' => $this->serviceId + 1]));
         $this->assertSame('The bridge does not know this service (not provisioned yet)', $unknown['errorMsg']);
     }
