@@ -7,8 +7,10 @@ the bridge's billing callback URL; phpunit runs tests/whmcs/ModuleTest.php.
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -77,6 +79,7 @@ def test_whmcs_module_against_a_running_bridge(
         "BRIDGE_BILLING_CALLBACK_URL": callback_url,
     }
     with bridge_run(tmp_path, extra) as bridge:
+        cli = _second_terminal_cli(tmp_path, bridge.second_terminal_env())
         done = subprocess.run(
             [
                 "phpunit",
@@ -94,6 +97,8 @@ def test_whmcs_module_against_a_running_bridge(
                 "BRIDGE_ADMIN_TOKEN": ADMIN_TOKEN,
                 "SIM_URL": f"http://127.0.0.1:{bridge.demo_port}",
                 "CALLBACK_URL": callback_url,
+                "BRIDGE_CLI": str(cli),
+                "CLOSED_PORT": str(free_port()),
             },
             capture_output=True,
             text=True,
@@ -102,3 +107,16 @@ def test_whmcs_module_against_a_running_bridge(
         )
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
     assert "OK (" in done.stdout
+
+
+def _second_terminal_cli(tmp_path: Path, env: dict[str, str]) -> Path:
+    """`bridge …` as a second terminal runs it: only that terminal's environment."""
+    script = tmp_path / "bridge-cli"
+    assignments = " ".join(shlex.quote(f"{k}={v}") for k, v in sorted(env.items()))
+    script.write_text(
+        "#!/bin/sh\n"
+        f"cd {shlex.quote(str(REPO))} || exit 1\n"
+        f'exec env -i {assignments} {shlex.quote(sys.executable)} -m bridge "$@"\n'
+    )
+    script.chmod(0o755)
+    return script

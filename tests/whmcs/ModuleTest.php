@@ -2,8 +2,8 @@
 /**
  * The WHMCS module against a live bridge (API, worker, demo panel) with the WHMCS
  * stand-in; tests/e2e/test_whmcs.py starts everything and runs this with phpunit.
- * SSO, UsageUpdate and the package loader call endpoints this branch does not have
- * and are not exercised here.
+ * BRIDGE_CLI runs the bridge's CLI as a second terminal would (`servers test`,
+ * `usage sync`).
  */
 
 declare(strict_types=1);
@@ -11,6 +11,9 @@ declare(strict_types=1);
 use PHPUnit\Framework\TestCase;
 use WHMCS\Database\Capsule;
 use WispanelBridge\BridgeApi;
+
+// One usage row a page, so UsageUpdate has to follow meta.last_page.
+const WISPANELBRIDGE_USAGE_PER_PAGE = 1;
 
 require_once getenv('WHMCS_ROOT') . '/init.php';
 require_once getenv('WHMCS_ROOT') . '/modules/servers/wispanelbridge/wispanelbridge.php';
@@ -290,5 +293,120 @@ final class ModuleTest extends TestCase
         $this->assertSame(200, $again);
         $this->assertFalse($replay['applied']);
         $this->assertSame('Active', $this->hostingStatus()); // the replay changed nothing
+    }
+
+    private static function bridgeCli(string ...$args): string
+    {
+        $command = escapeshellarg((string) getenv('BRIDGE_CLI')) . ' '
+            . implode(' ', array_map('escapeshellarg', $args)) . ' 2>&1';
+        exec($command, $output, $code);
+        $text = implode("\n", $output);
+        self::assertSame(0, $code, "bridge " . implode(' ', $args) . " failed:\n$text");
+        return $text;
+    }
+
+    /** GET without following redirects: [status, Location]. */
+    private static function visit(string $url): array
+    {
+        $curl = curl_init($url);
+        curl_setopt_array($curl, [CURLOPT_RETURNTRANSFER => true, CURLOPT_HEADER => true, CURLOPT_FOLLOWLOCATION => false]);
+        $raw = (string) curl_exec($curl);
+        $status = (int) curl_getinfo($curl, CURLINFO_RESPONSE_CODE);
+        curl_close($curl);
+        preg_match('/^location:\s*(\S+)/mi', $raw, $location);
+        return [$status, $location[1] ?? null];
+    }
+
+    public function testServiceSingleSignOnGivesAPanelLinkThatWorksOnce(): void
+    {
+        $this->assertSame('success', wispanelbridge_CreateAccount($this->params()));
+        $sso = wispanelbridge_ServiceSingleSignOn($this->params());
+        $this->assertSame(['success', 'redirectTo'], array_keys($sso));
+        $this->assertTrue($sso['success']);
+        $this->assertStringStartsWith(getenv('SIM_URL') . '/sso/consume/', $sso['redirectTo']);
+        [$first, $location] = self::visit($sso['redirectTo']);
+        $this->assertSame(302, $first);
+        $this->assertNotNull($location);
+        [$second] = self::visit($sso['redirectTo']);
+        $this->assertSame(410, $second); // single use
+        $this->assertStringNotContainsString($sso['redirectTo'], json_encode(self::state()['modulelog']));
+    }
+
+    public function testServiceSingleSignOnRefusalsSayWhy(): void
+    {
+        $this->assertSame('success', wispanelbridge_CreateAccount($this->params()));
+        $this->assertSame('success', wispanelbridge_SuspendAccount($this->params(['suspendreason' => 'Abuse'])));
+        $sso = wispanelbridge_ServiceSingleSignOn($this->params());
+        $this->assertFalse($sso['success']);
+        $this->assertArrayNotHasKey('redirectTo', $sso);
+        $this->assertSame(
+            'Panel login is not available for this service: service is suspended: SSO needs an active service',
+            $sso['errorMsg']
+        );
+        $this->assertSame('success', wispanelbridge_UnsuspendAccount($this->params()));
+        self::sim('POST', '/_sim/fail-next', ['count' => 1, 'status' => 500]);
+        $down = wispanelbridge_ServiceSingleSignOn($this->params());
+        $this->assertFalse($down['success']);
+        $this->assertSame(
+            'The panel cannot log you in right now (panel unavailable (500)); try again in a minute',
+            $down['errorMsg']
+        );
+        $this->assertTrue(wispanelbridge_ServiceSingleSignOn($this->params())['success']);
+        $unknown = wispanelbridge_ServiceSingleSignOn($this->params(['serviceid' => $this->serviceId + 1]));
+        $this->assertSame('The bridge does not know this service (not provisioned yet)', $unknown['errorMsg']);
+    }
+
+    public function testUsageUpdateWritesThePanelsFiguresPageByPage(): void
+    {
+        $other = $this->serviceId + 1;
+        $otherUser = $this->username . 'b';
+        Capsule::table('tblhosting')->insert(['id' => $other, 'server' => 1, 'domainstatus' => 'Pending']);
+        Capsule::table('tblhosting')->where('id', $this->serviceId)->update(['disklimit' => 2048, 'bwlimit' => 10240]);
+        $this->assertSame('success', wispanelbridge_CreateAccount($this->params()));
+        $this->assertSame('success', wispanelbridge_CreateAccount(
+            $this->params(['serviceid' => $other, 'username' => $otherUser])
+        ));
+        self::sim('POST', '/_sim/usage', ['username' => $this->username, 'disk_used_mb' => 321, 'bandwidth_used_mb' => 4567]);
+        self::sim('POST', '/_sim/usage', ['username' => $otherUser, 'disk_used_mb' => 7, 'bandwidth_used_mb' => 89]);
+        self::bridgeCli('usage', 'sync', '--server', 'demo');
+        $this->assertSame('success', wispanelbridge_UsageUpdate($this->params()));
+        $row = Capsule::table('tblhosting')->where('id', $this->serviceId)->first();
+        $this->assertSame([321, 4567, 2048, 10240], [$row->diskusage, $row->bwusage, $row->disklimit, $row->bwlimit]);
+        $this->assertMatchesRegularExpression('/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/', $row->lastupdate);
+        $otherRow = Capsule::table('tblhosting')->where('id', $other)->first();
+        $this->assertSame([7, 89], [$otherRow->diskusage, $otherRow->bwusage]);
+        // The run of another WHMCS server record leaves this server's services alone.
+        Capsule::table('tblhosting')->where('id', $this->serviceId)->update(['diskusage' => 0]);
+        $this->assertSame('success', wispanelbridge_UsageUpdate($this->params(['serverid' => 2])));
+        $this->assertSame(0, Capsule::table('tblhosting')->where('id', $this->serviceId)->value('diskusage'));
+    }
+
+    public function testUsageUpdateReportsABadSecret(): void
+    {
+        $error = wispanelbridge_UsageUpdate($this->params(['serverpassword' => 'not-the-secret']));
+        $this->assertStringContainsString('HTTP 401', $error);
+    }
+
+    public function testPackageLoaderListsThePanelsPackagesAfterServersTest(): void
+    {
+        self::bridgeCli('servers', 'test', 'demo');
+        $panel = array_keys(self::sim('GET', '/_sim/state')['packages']);
+        sort($panel);
+        $this->assertSame(array_combine($panel, $panel), wispanelbridge_PackageLoader($this->params(['configoption4' => ''])));
+        $this->assertContains('pro', $panel);
+    }
+
+    public function testPackageLoaderThrowsSoWhmcsKeepsTheTextField(): void
+    {
+        $this->assertSame('text', wispanelbridge_ConfigOptions()['Package']['Type']);
+        try {
+            wispanelbridge_PackageLoader($this->params(['configoption4' => 'no-such-group']));
+            $this->fail('an unknown group gave a list');
+        } catch (Exception $exc) {
+            $this->assertStringContainsString("no active server in group 'no-such-group'", $exc->getMessage());
+        }
+        $this->expectException(Exception::class);
+        $this->expectExceptionMessage('Bridge unreachable');
+        wispanelbridge_PackageLoader($this->params(['serverport' => (string) getenv('CLOSED_PORT')]));
     }
 }

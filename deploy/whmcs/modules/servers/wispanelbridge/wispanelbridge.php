@@ -25,6 +25,9 @@ use WispanelBridge\BridgeError;
 use WispanelBridge\Store;
 
 const WISPANELBRIDGE_DEFAULT_WAIT_SECONDS = 8;
+if (!defined('WISPANELBRIDGE_USAGE_PER_PAGE')) {
+    define('WISPANELBRIDGE_USAGE_PER_PAGE', 500); // the bridge's maximum
+}
 
 function wispanelbridge_MetaData(): array
 {
@@ -78,23 +81,36 @@ function wispanelbridge_ConfigOptions(): array
     ];
 }
 
-/** Package dropdown from the bridge's package list (GET /v1/packages). */
+/**
+ * WHMCS "Loader" for the Package option: the names of the bridge's cached package
+ * list (GET /v1/packages?group=G) for the product's server group, or the bridge's
+ * `default` group when none is set (WHMCS may call loaders without product values).
+ * Throwing is the Loader convention for "no list": WHMCS then shows the error and
+ * keeps the plain text field, so a product can still be saved with a typed name.
+ */
 function wispanelbridge_PackageLoader(array $params): array
 {
     $api = BridgeApi::fromParams($params);
-    $group = trim((string) ($params['configoption4'] ?? ''));
-    $target = '/v1/packages' . ($group !== '' ? '?group=' . rawurlencode($group) : '');
-    [$status, $answer] = $api->signed('GET', $target);
+    $group = trim((string) ($params['configoption4'] ?? '')) ?: 'default';
+    [$status, $answer] = $api->signed('GET', '/v1/packages?group=' . rawurlencode($group));
+    if ($status === 404) {
+        throw new Exception("The bridge has no active server in group '$group'; type the package name");
+    }
     if ($status !== 200) {
         throw new Exception(BridgeApi::describe($status, $answer));
     }
     $names = [];
-    foreach ($answer['packages'] ?? $answer['data'] ?? [] as $package) {
-        $name = is_array($package) ? (string) ($package['name'] ?? '') : (string) $package;
+    foreach ($answer['packages'] ?? [] as $package) {
+        $name = is_array($package) ? (string) ($package['name'] ?? '') : '';
         if ($name !== '') {
             $names[$name] = $name;
         }
     }
+    if ($names === []) {
+        throw new Exception("The bridge has not read the package list of group '$group' yet "
+            . '(bridge servers test NAME reads it); type the package name');
+    }
+    ksort($names);
     return $names;
 }
 
@@ -211,39 +227,59 @@ function wispanelbridge_Renew(array $params): string
     return 'success';
 }
 
-/** One-click login into the account's panel (POST /v1/services/{id}/sso). */
+/**
+ * One-click login into the account's panel: the bridge mints a single-use link
+ * (POST /v1/services/{id}/sso) and WHMCS redirects the browser to it. WHMCS's SSO
+ * convention: ['success' => true, 'redirectTo' => url] or ['success' => false,
+ * 'errorMsg' => text]. The link is a credential: it is never logged.
+ */
 function wispanelbridge_ServiceSingleSignOn(array $params): array
 {
     $target = '/v1/services/' . rawurlencode(wispanelbridge_service_id($params)) . '/sso';
     try {
-        [$status, $answer] = BridgeApi::fromParams($params)->signed('POST', $target, []);
+        [$status, $answer] = BridgeApi::fromParams($params)->signed('POST', $target);
     } catch (Throwable $exc) {
         return ['success' => false, 'errorMsg' => $exc->getMessage()];
     }
-    if ($status !== 200 || empty($answer['url'])) {
-        return ['success' => false, 'errorMsg' => BridgeApi::describe($status, $answer)];
+    if ($status === 200 && is_string($answer['url'] ?? null) && $answer['url'] !== '') {
+        return ['success' => true, 'redirectTo' => $answer['url']];
     }
-    return ['success' => true, 'redirectTo' => (string) $answer['url']];
+    $detail = is_string($answer['detail'] ?? null) ? $answer['detail'] : '';
+    $error = match ($status) {
+        404 => 'The bridge does not know this service (not provisioned yet)',
+        409 => 'Panel login is not available for this service: ' . $detail,
+        503 => 'The panel cannot log you in right now (' . $detail . '); try again in a minute',
+        502 => 'The panel could not log you in: ' . $detail,
+        default => BridgeApi::describe($status, $answer),
+    };
+    logModuleCall('wispanelbridge', 'ServiceSingleSignOn', $target, ['status' => $status, 'detail' => $detail]);
+    return ['success' => false, 'errorMsg' => $error];
 }
 
-/** Disk and bandwidth of every service on this bridge (GET /v1/usage, paginated). */
+/**
+ * Disk and bandwidth of every service on this bridge: GET /v1/usage page by page
+ * (meta.last_page), written to tblhosting's diskusage and bwusage (MB, as WHMCS
+ * keeps them). The bridge reports no limits, so disklimit/bwlimit are left as the
+ * product set them (writing 0 would read as "unlimited").
+ */
 function wispanelbridge_UsageUpdate(array $params): string
 {
     try {
         $api = BridgeApi::fromParams($params);
-        $target = '/v1/usage';
-        for ($page = 0; $target !== null && $page < 1000; $page++) {
-            [$status, $answer] = $api->signed('GET', $target);
+        $page = 1;
+        do {
+            [$status, $answer] = $api->signed('GET', '/v1/usage?page=' . $page . '&per_page=' . WISPANELBRIDGE_USAGE_PER_PAGE);
             if ($status !== 200) {
                 return BridgeApi::describe($status, $answer);
             }
-            foreach ($answer['data'] ?? [] as $usage) {
-                wispanelbridge_store_usage((int) $params['serverid'], $usage);
+            foreach ($answer['usage'] ?? [] as $usage) {
+                if (is_array($usage)) {
+                    wispanelbridge_store_usage((int) $params['serverid'], $usage);
+                }
             }
-            $next = $answer['next'] ?? null;
-            $target = is_string($next) && $next !== '' ? (string) parse_url($next, PHP_URL_PATH)
-                . (parse_url($next, PHP_URL_QUERY) ? '?' . parse_url($next, PHP_URL_QUERY) : '') : null;
-        }
+            $lastPage = (int) ($answer['meta']['last_page'] ?? 1);
+            $page++;
+        } while ($page <= $lastPage && $page <= 10000);
     } catch (Throwable $exc) {
         return $exc->getMessage();
     }
@@ -253,17 +289,15 @@ function wispanelbridge_UsageUpdate(array $params): string
 function wispanelbridge_store_usage(int $serverId, array $usage): void
 {
     if (!ctype_digit((string) ($usage['service_id'] ?? ''))) {
-        return; // not a WHMCS service id
+        return; // not a WHMCS service id (an order from another billing system)
     }
     WHMCS\Database\Capsule::table('tblhosting')
         ->where('id', (int) $usage['service_id'])
         ->where('server', $serverId)
         ->update([
             'diskusage' => (int) ($usage['disk_used_mb'] ?? 0),
-            'disklimit' => (int) ($usage['disk_limit_mb'] ?? 0),
             'bwusage' => (int) ($usage['bandwidth_used_mb'] ?? 0),
-            'bwlimit' => (int) ($usage['bandwidth_limit_mb'] ?? 0),
-            'lastupdate' => gmdate('Y-m-d H:i:s'),
+            'lastupdate' => date('Y-m-d H:i:s'),
         ]);
 }
 
