@@ -313,6 +313,9 @@ def _call_for(
         reconcile_after=timedelta(seconds=settings.reconcile_after_seconds),
     )
     secret = services.box.decrypt_json(step.secret_body) if step.secret_body else {}
+    proven = None
+    if step.response and step.response.get("adopt_proven"):
+        proven = {k: v for k, v in step.response.items() if k != "adopt_proven"}
     held_by = None
     if (
         step.kind in (StepKind.CREATE_USER, StepKind.CREATE_RESELLER)
@@ -330,9 +333,10 @@ def _call_for(
         body=dict(step.request_body),
         secret=secret,
         idempotency_key=step.idempotency_key,
-        read_first=read_first and not polling,
+        read_first=read_first and not polling and proven is None,
         polling=polling,
         username_held_by=held_by,
+        proven=proven,
     )
 
 
@@ -387,6 +391,9 @@ def _apply(services: Services, session: Session, it: "_Settling") -> bool:
     """Persist one step result per its row of the outcome table."""
     order, step, result, row = it.order, it.step, it.result, it.rule
     step.needs_reconcile = row.read_first or result.read_next
+    if result.proven is not None and row.verdict is Verdict.WAIT:
+        # Adoption half done: the next try only sends the ordered password.
+        step.response = {"adopt_proven": True, **result.proven}
     _count(services, session, it)
     if row.flags_server:
         servers_db.flag_auth_error(

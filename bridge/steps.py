@@ -80,6 +80,8 @@ class StepCall:
     polling: bool
     # Another live service of this server holds the username (create_user only).
     username_held_by: str | None = None
+    # An earlier try proved the panel account ours (the adopted user's data).
+    proven: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +99,8 @@ class StepResult:
     read_absent: bool = False
     # The resource may exist but could not be read or finished: read next time.
     read_next: bool = False
+    # A read proved the account ours; what remains is its ordered password.
+    proven: dict[str, Any] | None = None
 
 
 class ConflictError(Exception):
@@ -113,6 +117,8 @@ def execute(client: PanelClient, call: StepCall) -> StepResult:
     try:
         if call.polling:
             return _ssl_state(_as_dict(client.get_ssl(call.params["domain"]).data))
+        if call.proven is not None:
+            return _give_ordered_password(client, call, call.proven)
         if call.read_first:
             found = _read(client, call)
             if found is not None:
@@ -273,17 +279,27 @@ def _adopt(client: PanelClient, call: StepCall, found: dict[str, Any]) -> StepRe
     if call.kind is StepKind.ISSUE_SSL:
         return replace(_ssl_state(found), adopted=True)
     if call.kind in _ACCOUNT_ROLES:
-        # Billing ordered this password: an adopted account never keeps an old one.
-        try:
-            client.change_password(
-                call.body["username"],
-                call.secret["password"],
-                idempotency_key=str(
-                    uuid.uuid5(_ADOPT_PASSWORD_NS, call.idempotency_key)
-                ),
-            )
-        except (PanelError, RateLimitedError, RateLimiterUnavailableError) as exc:
-            return replace(_from_error(call.kind, exc), read_next=True)
+        return _give_ordered_password(client, call, found)
+    return StepResult(Answer.DONE, response={"adopted": True, **found}, adopted=True)
+
+
+def _give_ordered_password(
+    client: PanelClient, call: StepCall, found: Mapping[str, Any]
+) -> StepResult:
+    """Billing ordered this password: an adopted account never keeps an old one.
+
+    The read that proved the account ours is not repeated when this call is cut
+    short (`proven`): a step needing read + write back to back would otherwise
+    never find two budget tokens in a row on a busy panel.
+    """
+    try:
+        client.change_password(
+            call.body["username"],
+            call.secret["password"],
+            idempotency_key=str(uuid.uuid5(_ADOPT_PASSWORD_NS, call.idempotency_key)),
+        )
+    except (PanelError, RateLimitedError, RateLimiterUnavailableError) as exc:
+        return replace(_from_error(call.kind, exc), proven=dict(found))
     return StepResult(Answer.DONE, response={"adopted": True, **found}, adopted=True)
 
 
@@ -337,6 +353,9 @@ def _match_user(client: PanelClient, call: StepCall) -> dict[str, Any]:
         raise ConflictError(
             f"user {name!r} belongs to service {call.username_held_by} on this server"
         )
+    # Asked first: it is cached per process, so a try that the budget cuts short
+    # after this call does not need it again.
+    ours = client.account_name()
     user = _as_dict(client.get_user(name).data)
     role = str(user.get("role", "user"))
     if role != _ACCOUNT_ROLES[call.kind]:
@@ -348,7 +367,7 @@ def _match_user(client: PanelClient, call: StepCall) -> dict[str, Any]:
             f"user {name!r} already exists on the panel with another email or package"
         )
     creator = user.get("creator")
-    if creator is not None and creator != client.account_name():
+    if creator is not None and creator != ours:
         raise ConflictError(
             f"user {name!r} was created by panel account {creator!r}, not the bridge's"
         )

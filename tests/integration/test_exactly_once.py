@@ -146,16 +146,16 @@ def test_panel_stalling_longer_than_the_lease_runs_the_step_once(
     server: Server,
     sim: SimControl,
 ) -> None:
-    # Each call takes 2.5 s; the lease is 1 s: only the heartbeat keeps it.
-    sim.faults(latency_ms=2500)
+    # Each call takes 5 s; the lease is 3 s: only the heartbeat keeps it.
+    sim.faults(latency_ms=5000)
     live = _real_clock_services(
-        tmp_path, settings, lease_seconds=1.0, panel_read_timeout=6
+        tmp_path, settings, lease_seconds=3.0, panel_read_timeout=10
     )
     try:
         order_uuid = submit(live, _user_only())
         worker = threading.Thread(target=run_order, args=(live, order_uuid))
         worker.start()
-        time.sleep(1.8)  # past the lease: a second delivery of the message
+        time.sleep(3.8)  # past the lease: a second delivery of the message
         run_order(live, order_uuid)
         worker.join(timeout=30)
         order = load(live, order_uuid)
