@@ -12,12 +12,16 @@ Usage: .venv/bin/python -m bench.chaos [--orders 1000] [--seed 1] [--smoke]
 (database bridge_chaos and Redis index 8 unless --database-url/--redis-url).
 """
 
+import sys
+from pathlib import Path
+
+# Runnable as a script (`python bench/<name>.py`), not only with `python -m`.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 import argparse
 import json
-import sys
 import time
 from dataclasses import fields, replace
-from pathlib import Path
 
 from bench.chaoslib.config import ChaosConfig
 from bench.chaoslib.run import Run

@@ -27,16 +27,20 @@ Usage: .venv/bin/python -m bench.fleet [--cases healthy,faulty] [--repeat 2]
        [--pool threads|prefork] [--concurrency C] [--smoke]
 """
 
+import sys
+from pathlib import Path
+
+# Runnable as a script (`python bench/<name>.py`), not only with `python -m`.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 import argparse
 import json
 import math
 import os
 import shutil
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx

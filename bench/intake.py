@@ -23,16 +23,20 @@ with py-spy (every thread; collapsed stacks).
 Usage: .venv/bin/python -m bench.intake [--seconds 10] [--api-workers 1,2] [--smoke]
 """
 
+import sys
+from pathlib import Path
+
+# Runnable as a script (`python bench/<name>.py`), not only with `python -m`.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 import argparse
 import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import psutil

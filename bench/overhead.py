@@ -22,17 +22,21 @@ One JSON line per database:
 Usage: .venv/bin/python -m bench.overhead [--orders 50] [--dbs postgresql,sqlite]
 """
 
+import sys
+from pathlib import Path
+
+# Runnable as a script (`python bench/<name>.py`), not only with `python -m`.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 import argparse
 import itertools
 import json
 import os
 import shutil
-import sys
 import tempfile
 import time
 import uuid
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import httpx

@@ -14,16 +14,20 @@ completed orders. One JSON line per sample, then a summary line:
 Usage: .venv/bin/python -m bench.soak [--orders 10000] [--db postgresql|sqlite]
 """
 
+import sys
+from pathlib import Path
+
+# Runnable as a script (`python bench/<name>.py`), not only with `python -m`.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 import argparse
 import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
