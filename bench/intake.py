@@ -196,7 +196,7 @@ def py_spy(
     """Sample every thread of `proc` (and its children) into collapsed stacks."""
     argv = [
         str(Path(sys.executable).with_name("py-spy")), "record", "--pid",
-        str(proc.pid), "--subprocesses", "--format", "raw", "--rate", "200",
+        str(proc.pid), "--subprocesses", "--format", "raw", "--rate", "200", "--gil",
         "--duration", str(round(seconds)), "--output", str(output), "--nonblocking",
     ]  # fmt: skip
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -17,9 +17,16 @@ from sqlalchemy.orm import Session
 from bridge.callbacks import is_allowed_callback_url
 from bridge.container import Services
 from bridge.db import servers as servers_db
-from bridge.db.models import AuditEntry, IntakeRequest, Order, Server, Service, Step
+from bridge.db.base import utcnow
+from bridge.db.models import AuditEntry, IntakeRequest, Order, Server, Service
 from bridge.db.services import find_username_holder
-from bridge.domain.model import ACTION_PRIORITY, Action, OrderSpec, ServerState
+from bridge.domain.model import (
+    ACTION_PRIORITY,
+    AccountSpec,
+    Action,
+    OrderSpec,
+    ServerState,
+)
 from bridge.domain.planner import plan
 from bridge.domain.states import OrderStatus, ServiceStatus
 from bridge.errors import (
@@ -27,6 +34,7 @@ from bridge.errors import (
     IdempotencyConflictError,
     InvalidOrderError,
 )
+from bridge.intake_rows import PlannedRows, new_order, new_step, write_rows
 from bridge.packages import check_order_package
 from bridge.queue import RUN_ORDER_TASK, enqueue_after_commit
 from bridge.settings import PlacementPolicy, Settings
@@ -86,6 +94,10 @@ def accept_order(
     """
     digest = keyed_digest(services.settings, body_sha256)
     keys = [f"order:{spec.order_id}"]
+    if spec.action is Action.CREATE:
+        fast = _accept_new_service(services, spec, keys=keys, digest=digest)
+        if fast is not None:
+            return fast
     for _ in range(_CONCURRENT_TWIN_RETRIES):
         try:
             with services.sessions.begin() as session:
@@ -145,16 +157,15 @@ def _persist(
     digest: str,
     existing: Service | None,
 ) -> dict[str, Any]:
-    settings = services.settings
-    now = services.clock()
-    callback_url = spec.callback_url or settings.billing_callback_url
-    if callback_url and not is_allowed_callback_url(settings, callback_url):
-        raise InvalidOrderError("callback_url", "origin not in the allowed origins")
+    """The careful path: the service row is locked (or new), usernames checked."""
+    _check_callback_url(services.settings, spec)
     service = _prepare_service(session, spec, existing)
     # No autoflush while placing: a new service would be INSERTed before the
     # placement query and UPDATEd with its server after it (one round trip more).
     with session.no_autoflush:
-        server = _choose_server(session, spec, service, settings.placement_policy)
+        server = _choose_server(
+            session, spec, service, services.settings.placement_policy
+        )
     check_order_package(session, spec, server)
     service.order_seq += 1
     if server is not None and spec.action is Action.CREATE:
@@ -165,8 +176,63 @@ def _persist(
         service.paid_until is None or spec.paid_until > service.paid_until
     ):
         service.paid_until = spec.paid_until
-    order = Order(
-        id=uuid.uuid4(),
+    rows = _planned_rows(services, spec, service, server, keys=keys, digest=digest)
+    write_rows(session, rows)
+    if server is not None:
+        enqueue_after_commit(session, RUN_ORDER_TASK, str(rows.order.id))
+    return {"order": order_view(rows.order)}
+
+
+def _accept_new_service(
+    services: Services, spec: OrderSpec, *, keys: list[str], digest: str
+) -> IntakeResult | None:
+    """The create of a service the bridge has never seen: no read of it at all.
+
+    A billing burst (a sale, a migration) is mostly these. Nothing is locked or
+    looked up first: the new rows' unique keys (service id, order_id, intake
+    key, one live service per panel username and server) refuse whatever the
+    careful path would have found, and then it runs instead to replay, explain
+    or re-create. None: take the careful path.
+    """
+    try:
+        with services.sessions.begin() as session:
+            _check_callback_url(services.settings, spec)
+            service = _new_service(spec)
+            server = _choose_server(
+                session, spec, service, services.settings.placement_policy
+            )
+            check_order_package(session, spec, server)
+            service.order_seq = 1
+            service.server_id = server.id if server is not None else None
+            if spec.paid_until is not None:
+                service.paid_until = spec.paid_until
+            rows = _planned_rows(
+                services, spec, service, server, keys=keys, digest=digest
+            )
+            rows.new_service = service
+            write_rows(session, rows)
+            if server is not None:
+                enqueue_after_commit(session, RUN_ORDER_TASK, str(rows.order.id))
+    except (IntegrityError, InvalidOrderError):
+        return None
+    log.info("order_received", order_id=spec.order_id, action=spec.action.value)
+    return IntakeResult({"order": order_view(rows.order)}, created=True)
+
+
+def _planned_rows(
+    services: Services,
+    spec: OrderSpec,
+    service: Service,
+    server: Server | None,
+    *,
+    keys: list[str],
+    digest: str,
+) -> PlannedRows:
+    """The order, its whole plan, its audit entry and duplicate-check records."""
+    settings = services.settings
+    now = services.clock()
+    order = new_order(
+        now,
         order_id=spec.order_id,
         service_id=service.service_id,
         service_seq=service.order_seq,
@@ -176,56 +242,54 @@ def _persist(
         priority=ACTION_PRIORITY[spec.action],
         requested_by=spec.requested_by,
         server=server,
+        server_id=server.id if server is not None else None,
         server_group=spec.server_group,
-        callback_url=callback_url,
-        enqueued_at=now,
+        callback_url=spec.callback_url or settings.billing_callback_url,
     )
-    session.add(order)
     for position, planned in enumerate(
         plan(spec, username=service.username, role=service.account_role)
     ):
-        session.add(
-            Step(
-                order=order,
-                position=position,
-                kind=planned.kind,
-                params=planned.params,
-                request_body=planned.body,
-                secret_body=(
-                    services.box.encrypt_json(planned.secret)
-                    if planned.secret
-                    else None
-                ),
-                idempotency_key=str(uuid.uuid4()),
-            )
+        new_step(
+            order,
+            position,
+            kind=planned.kind,
+            params=planned.params,
+            request_body=planned.body,
+            secret_body=(
+                services.box.encrypt_json(planned.secret) if planned.secret else None
+            ),
+            idempotency_key=str(uuid.uuid4()),
         )
-    session.add(
-        AuditEntry(
-            actor=spec.requested_by.value,
-            action=f"order_{spec.action.value}",
-            order_uuid=order.id,
-            service_id=service.service_id,
-            after_status=order.status.value,
-            detail={"order_id": spec.order_id},
-        )
+    audit = AuditEntry(
+        actor=spec.requested_by.value,
+        action=f"order_{spec.action.value}",
+        order_uuid=order.id,
+        service_id=service.service_id,
+        before_status=None,
+        after_status=order.status.value,
+        detail={"order_id": spec.order_id},
+        at=order.created_at,
     )
-    # Flush so defaults (timestamps) exist for the stored first answer.
-    session.flush()
     response = {"order": order_view(order)}
     expires = now + timedelta(seconds=settings.intake_idempotency_ttl_seconds)
-    for key in keys:
-        session.add(
-            IntakeRequest(
-                key=key,
-                body_digest=digest,
-                order_uuid=order.id,
-                response=response,
-                expires_at=expires,
-            )
+    intake = [
+        IntakeRequest(
+            key=key,
+            body_digest=digest,
+            order_uuid=order.id,
+            response=response,
+            created_at=order.created_at,
+            expires_at=expires,
         )
-    if server is not None:
-        enqueue_after_commit(session, RUN_ORDER_TASK, str(order.id))
-    return response
+        for key in keys
+    ]
+    return PlannedRows(order=order, audit=audit, intake=intake)
+
+
+def _check_callback_url(settings: Settings, spec: OrderSpec) -> None:
+    callback_url = spec.callback_url or settings.billing_callback_url
+    if callback_url and not is_allowed_callback_url(settings, callback_url):
+        raise InvalidOrderError("callback_url", "origin not in the allowed origins")
 
 
 def _refuse_taken_username(session: Session, server: Server, service: Service) -> None:
@@ -259,17 +323,14 @@ def _prepare_service(
         if account is None:
             raise InvalidOrderError("account", "required for create")
         if service is None:
-            service = Service(service_id=spec.service_id, order_seq=0)
+            service = _new_service(spec)
             session.add(service)
-        elif service.status not in _CREATABLE:
+            return service
+        if service.status not in _CREATABLE:
             raise InvalidOrderError(
                 "service_id", f"service already exists ({service.status.value})"
             )
-        service.status = ServiceStatus.PENDING
-        service.username = account.username
-        service.account_role = account.role
-        service.domain = spec.domain
-        service.package = account.package
+        _set_account(service, spec, account)
         service.suspension_reason = None
         service.suspended_at = None
         return service
@@ -288,6 +349,33 @@ def _prepare_service(
             "service_id", "its create failed: only terminate or a new create applies"
         )
     return service
+
+
+def _new_service(spec: OrderSpec) -> Service:
+    """A transient service row for a create (every defaulted column set)."""
+    if spec.account is None:
+        raise InvalidOrderError("account", "required for create")
+    created = utcnow()
+    service = Service(
+        service_id=spec.service_id,
+        order_seq=0,
+        owns_account=False,
+        suspension_reason=None,
+        suspended_at=None,
+        paid_until=None,
+        created_at=created,
+        updated_at=created,
+    )
+    _set_account(service, spec, spec.account)
+    return service
+
+
+def _set_account(service: Service, spec: OrderSpec, account: AccountSpec) -> None:
+    service.status = ServiceStatus.PENDING
+    service.username = account.username
+    service.account_role = account.role
+    service.domain = spec.domain
+    service.package = account.package
 
 
 def _choose_server(

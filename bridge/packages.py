@@ -178,7 +178,12 @@ def valid_package_names(
     None when nothing is known (no cached list): the order is not checked.
     """
     if server is not None:
-        names = {p["name"] for p in cached_packages(session, server).packages}
+        # Names only, through the connection: this runs on every create's intake.
+        names = set(
+            session.connection().scalars(
+                select(PanelPackage.name).where(PanelPackage.server_id == server.id)
+            )
+        )
         return (f"server {server.name}", names) if names else None
     stmt = select(Server).where(Server.state == ServerState.ACTIVE)
     if group is not None:

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from bridge.container import Services
 from bridge.db.models import IntakeRequest, Order, Server, Step
+from bridge.domain.states import ServiceStatus
 from tests.signing import create_body, encode, signed_headers
 
 pytestmark = pytest.mark.integration
@@ -212,3 +213,41 @@ def test_openapi_describes_the_intake(api: httpx.Client) -> None:
         "/v1/orders/{order_uuid}",
         "/v1/services/{service_id}",
     } <= set(paths)
+
+
+def test_the_202_answer_is_the_stored_order_as_a_read_shows_it(
+    api: httpx.Client, server: Server
+) -> None:
+    # Intake builds its answer from the rows it INSERTs, not from a re-read:
+    # the answer must be what a later read of the same order shows.
+    answer = post(api, create_body()).json()["order"]
+    path = f"/v1/orders/{answer['id']}"
+    read = api.get(path, headers=signed_headers("GET", path, b""))
+    assert read.status_code == 200
+    assert read.json()["order"] == answer
+
+
+def test_recreate_after_a_failed_create_takes_the_careful_path(
+    api: httpx.Client, services: Services, server: Server
+) -> None:
+    first = post(api, create_body(order_id="ord-first")).json()["order"]
+    with services.sessions.begin() as session:
+        order = session.get(Order, first["id"])
+        assert order is not None
+        order.service.status = ServiceStatus.FAILED
+    again = post(api, create_body(order_id="ord-again"))
+    assert again.status_code == 202
+    with services.sessions() as session:
+        seqs = session.scalars(
+            select(Order.service_seq).order_by(Order.service_seq)
+        ).all()
+    assert seqs == [1, 2]
+
+
+def test_every_answer_carries_a_request_id(api: httpx.Client) -> None:
+    echoed = api.get("/healthz", headers={"X-Request-Id": "billing-req-7"})
+    assert echoed.headers["X-Request-Id"] == "billing-req-7"
+    first = api.get("/healthz").headers["X-Request-Id"]
+    second = api.get("/healthz").headers["X-Request-Id"]
+    assert len(first) == 32
+    assert first != second
