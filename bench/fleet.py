@@ -34,6 +34,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -44,7 +45,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from bench.support import (
     BENCH_REDIS,
@@ -62,7 +63,7 @@ from bench.support import (
     wait_http,
 )
 from bridge.api.schemas import CreateOrderIn, to_spec
-from bridge.container import build_services
+from bridge.container import Services, build_services
 from bridge.db.models import Order, Server
 from bridge.domain.states import OrderStatus
 from bridge.intake import accept_order
@@ -70,7 +71,11 @@ from bridge.logging import configure_logging
 from bridge.settings import Settings
 
 DATABASE = pg_url("fleet")
-CALLS_PER_ORDER = 5  # user, domain, SSL issue, SSL status, mailbox
+# user, domain, SSL issue, mailbox (certificates are issued at once: no status
+# poll). The backlog is sized for twice the window at full budget: a panel that
+# runs dry before the window ends would read as unused budget
+# (`min_backlog_left` in the output shows it did not).
+CALLS_PER_ORDER = 4
 SLOW_MS = 3000
 FAIL_RATE = 0.5
 
@@ -144,32 +149,69 @@ def submit_backlog(env: BridgeEnv, names: list[str], per_panel: int) -> None:
         services.close()
 
 
+# Where to keep each panel's request log (a diagnosis aid, off by default).
+DUMP_DIR = os.environ.get("BRIDGE_BENCH_DUMP_DIR", "")
+
+
 def calls_in_window(
     base: str, names: list[str], start: datetime, end: datetime
-) -> dict[str, dict[str, int]]:
+) -> tuple[dict[str, dict[str, int]], list[float]]:
+    """Calls and 429s per panel in the window, and the gaps between calls (s).
+
+    The gaps say where unused budget goes: at 60/min a panel is fully used when
+    its calls are 1 s apart; every gap above that is a token nobody took in time.
+    """
     out: dict[str, dict[str, int]] = {}
+    gaps: list[float] = []
     with httpx.Client(base_url=base, timeout=30) as http:
         for name in names:
             counted = {"calls": 0, "429": 0}
-            for entry in http.get(f"/p/{name}/_sim/requests").json():
+            times: list[datetime] = []
+            log = http.get(f"/p/{name}/_sim/requests").json()
+            if DUMP_DIR:
+                Path(DUMP_DIR, f"{name}.json").write_text(json.dumps(log))
+            for entry in log:
                 at = datetime.fromisoformat(entry["at"].replace("Z", "+00:00"))
                 if start <= at < end:
                     key = "429" if entry["status"] == 429 else "calls"
                     counted[key] += 1
+                    times.append(at)
             out[name] = counted
-    return out
+            times.sort()
+            gaps += [(b - a).total_seconds() for a, b in itertools.pairwise(times)]
+    return out, gaps
 
 
-def latencies(
-    env: BridgeEnv, healthy: list[str], start: datetime, end: datetime
-) -> list[float]:
+def _services(env: BridgeEnv) -> Services:
     settings = Settings(
         database_url=env.database_url,
         redis_url=env.redis_url,
         secret_key=env.secret_key,
         intake_digest_key=INTAKE_DIGEST_KEY,
     )
-    services = build_services(settings, enqueue=no_broker)
+    return build_services(settings, enqueue=no_broker)
+
+
+def backlog_left(env: BridgeEnv) -> dict[str, int]:
+    """Orders not finished yet, per panel (taken the moment the window ends)."""
+    services = _services(env)
+    try:
+        with services.sessions() as session:
+            rows = session.execute(
+                select(Server.name, func.count())
+                .join(Order, Order.server_id == Server.id)
+                .where(Order.finished_at.is_(None))
+                .group_by(Server.name)
+            ).all()
+    finally:
+        services.close()
+    return {str(name): int(count) for name, count in rows}
+
+
+def latencies(
+    env: BridgeEnv, healthy: list[str], start: datetime, end: datetime
+) -> list[float]:
+    services = _services(env)
     try:
         with services.sessions() as session:
             rows = session.execute(
@@ -188,13 +230,7 @@ def latencies(
 
 
 def wait_first_completion(env: BridgeEnv, timeout: float = 120) -> None:
-    settings = Settings(
-        database_url=env.database_url,
-        redis_url=env.redis_url,
-        secret_key=env.secret_key,
-        intake_digest_key=INTAKE_DIGEST_KEY,
-    )
-    services = build_services(settings, enqueue=no_broker)
+    services = _services(env)
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
@@ -216,7 +252,7 @@ def run_case(args: argparse.Namespace, case: str, tmp: Path) -> dict[str, Any]:
     flush_redis(BENCH_REDIS)
     env = BridgeEnv(database_url=DATABASE, redis_url=BENCH_REDIS, var_dir=tmp / "var")
     per_panel = args.orders_per_panel or math.ceil(
-        (args.warmup + args.seconds) / 60 * args.limit / CALLS_PER_ORDER * 1.3
+        (args.warmup + args.seconds) / 60 * args.limit / CALLS_PER_ORDER * 2
     )
     with children(tmp) as kids:
         base, names = start_simulator(kids, args.panels, args.limit)
@@ -240,7 +276,8 @@ def run_case(args: argparse.Namespace, case: str, tmp: Path) -> dict[str, Any]:
         start = datetime.now(UTC)
         time.sleep(args.seconds)
         end = datetime.now(UTC)
-        counts = calls_in_window(base, names, start, end)
+        left = backlog_left(env)
+        counts, gaps = calls_in_window(base, names, start, end)
         lat = latencies(env, names[:-2] if len(names) > 2 else names, start, end)
     minutes = (end - start) / timedelta(minutes=1)
     per_min = {n: c["calls"] / minutes for n, c in counts.items()}
@@ -263,6 +300,12 @@ def run_case(args: argparse.Namespace, case: str, tmp: Path) -> dict[str, Any]:
         "healthy_latency_p50_s": round(percentile(lat, 50), 2),
         "healthy_latency_p90_s": round(percentile(lat, 90), 2),
         "healthy_orders_completed": len(lat),
+        "min_backlog_left": min(left.get(n, 0) for n in names),
+        "call_gap_s": {
+            "p50": round(percentile(gaps, 50), 3),
+            "p90": round(percentile(gaps, 90), 3),
+            "p99": round(percentile(gaps, 99), 3),
+        },
     }
 
 
