@@ -2,9 +2,10 @@
 
 Runs the simulator (N panels, fixed or sliding window, limit L/min) in this process
 and C caller processes that each hold a real PanelClient per panel, all sharing one
-RedisRateLimiter per credential (Redis db 9, flushed before each case). A caller
-loops on a cheap GET (auth/me); when the bucket says no it sleeps `retry_after`
-(a benchmark caller may sleep; a worker never does). One JSON line per case:
+RedisRateLimiter per credential (Redis db 9 unless --redis-url names one, flushed
+before each case). A caller loops on a cheap GET (auth/me); when the bucket says no
+it sleeps `retry_after` (a benchmark caller may sleep; a worker never does). One
+JSON line per case:
 
     {"panels", "window", "limit_per_min", "calls_ok", "calls_429", "utilization"}
 
@@ -62,8 +63,16 @@ class Job:
 
 
 def bench_redis_url(url: str) -> str:
-    """The given Redis server, always db 9: the bench flushes only that index."""
-    return urlunsplit(urlsplit(url)._replace(path=f"/{BENCH_REDIS_DB}"))
+    """The Redis index the bench flushes and uses: the URL's own, else db 9.
+
+    An explicit index is honoured so the test suite's smoke run stays on its
+    worker's index (tests/bench/test_bench_smoke.py) and never flushes db 9 under
+    a benchmark running beside it.
+    """
+    parts = urlsplit(url)
+    if parts.path.strip("/"):
+        return url
+    return urlunsplit(parts._replace(path=f"/{BENCH_REDIS_DB}"))
 
 
 def caller(
@@ -218,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--redis-url",
         default=os.environ.get("BRIDGE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/9"),
-        help="Redis server; db index 9 is always used and flushed",
+        help="Redis server and db index (9 when the URL names none); it is flushed",
     )
     args = parser.parse_args(argv)
     if args.panels or args.window or args.limit:

@@ -2,6 +2,7 @@
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -19,12 +20,49 @@ ADMIN_TOKEN = "test-admin-token"
 INTAKE_DIGEST_KEY = "test-intake-digest-key"
 
 
+def xdist_worker() -> int | None:
+    """This process's pytest-xdist worker number (gw0 -> 0), None when serial."""
+    name = os.environ.get("PYTEST_XDIST_WORKER")
+    if not name:
+        return None
+    return int(name.removeprefix("gw"))
+
+
 def suite_database_url() -> str:
-    return os.environ.get("BRIDGE_TEST_DATABASE_URL", DEFAULT_DATABASE_URL)
+    """BRIDGE_TEST_DATABASE_URL, its name suffixed `_gwN` under xdist worker N.
+
+    Each worker recreates and truncates its own database (PostgreSQL) or file
+    (SQLite: `bridge_test.db` -> `bridge_test_gw0.db`), so workers never see each
+    other's rows. Databases derived from it (`_cli`, `_chaos`, `_bench_*`) follow.
+    """
+    url = os.environ.get("BRIDGE_TEST_DATABASE_URL", DEFAULT_DATABASE_URL)
+    worker = xdist_worker()
+    if worker is None:
+        return url
+    parsed = make_url(url)
+    name = parsed.database or ""
+    if parsed.get_backend_name() == "sqlite":
+        path = Path(name)
+        name = str(path.with_name(f"{path.stem}_gw{worker}{path.suffix}"))
+    else:
+        name = f"{name}_gw{worker}"
+    return parsed.set(database=name).render_as_string(hide_password=False)
 
 
 def suite_redis_url() -> str:
-    return os.environ.get("BRIDGE_TEST_REDIS_URL", DEFAULT_REDIS_URL)
+    """BRIDGE_TEST_REDIS_URL, its db index raised by N under xdist worker N.
+
+    Base index 2 with `-n 2` gives workers the indices 2 and 3. Every test that
+    uses Redis flushes its worker's index (FLUSHDB, never FLUSHALL) before and
+    after, so one index per worker is enough, panel tests included.
+    """
+    url = os.environ.get("BRIDGE_TEST_REDIS_URL", DEFAULT_REDIS_URL)
+    worker = xdist_worker()
+    if worker is None:
+        return url
+    parts = urlsplit(url)
+    base = int(parts.path.lstrip("/") or "0")
+    return urlunsplit(parts._replace(path=f"/{base + worker}"))
 
 
 def is_sqlite(url: str) -> bool:

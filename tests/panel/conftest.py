@@ -1,14 +1,13 @@
-"""Panel client fixtures: real Redis (db 14), the simulator over HTTP, client builder.
+"""Panel client fixtures: real Redis, the simulator over HTTP, client builder.
 
-Redis db 14 is this package's own index (other suites use others), flushed before
-and after each test. An unreachable Redis fails the test run; it never skips.
+Redis is the suite's index (one per xdist worker, tests.infra.suite_redis_url),
+flushed before and after each test. An unreachable Redis fails the test run; it
+never skips.
 """
 
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
@@ -18,9 +17,8 @@ from bridge.domain.model import AuthMode
 from bridge.panel import PanelClient, PanelConfig, PanelTimeouts
 from bridge.ratelimit import RedisRateLimiter
 from bridge.simulator import SimulatorConfig, SimulatorServer
-from tests.infra import connect_redis
+from tests.infra import connect_redis, suite_redis_url
 
-PANEL_REDIS_DB = 14
 # High enough that sequential test calls never wait on our own pacing; tests
 # about pacing set their own limits.
 UNPACED = 1_000_000
@@ -29,12 +27,9 @@ HOST_ID = "test-host"
 
 
 def panel_redis_url() -> str:
-    """BRIDGE_TEST_REDIS_URL's server, always on db 14."""
-    url = os.environ.get(
-        "BRIDGE_TEST_REDIS_URL", f"redis://127.0.0.1:6379/{PANEL_REDIS_DB}"
-    )
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{PANEL_REDIS_DB}"))
+    """The suite's Redis index: tests of one worker run one at a time, each
+    flushing it before and after, so a second index would isolate nothing more."""
+    return suite_redis_url()
 
 
 @dataclass
