@@ -6,7 +6,6 @@ orders waiting for capacity once a server is free. Messages carry ids only; a lo
 or duplicated message is harmless.
 """
 
-import math
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -56,7 +55,7 @@ def dispatch_due_orders(services: Services) -> DispatchReport:
             # the due orders of the others.
             limit=settings.dispatch_batch * _OVERFETCH,
         )
-        budgets = _tick_budgets(session, now, settings.dispatch_interval)
+        budgets = _tick_budgets(session, now, settings.dispatch_interval, grace)
         due = _within_budgets(candidates, budgets, settings.dispatch_batch)
         orders_db.mark_enqueued(session, due, now)
         callbacks = find_due_callbacks(session, now, settings.dispatch_batch)
@@ -70,15 +69,18 @@ def dispatch_due_orders(services: Services) -> DispatchReport:
 
 
 def _tick_budgets(
-    session: Session, now: datetime, interval: float
+    session: Session, now: datetime, interval: float, grace: timedelta
 ) -> dict[uuid.UUID, int]:
     """How many orders each server can usefully start this tick.
 
-    Enqueuing more than a panel's budget only makes workers lease, be refused a
-    token and release: with thousands due on a 60/min panel that is thousands of
-    wasted transactions a second. A server whose circuit is open gets none; its
-    probe goes out once the circuit's wait is over.
+    At most `contender_cap` of a server's orders compete for its budget at
+    once, counting those already running or coming back for a token: more only
+    make workers lease, be refused a token and release, which with thousands
+    due on a 60/min panel is thousands of wasted transactions a second. A
+    server whose circuit is open gets none; its probe goes out once the
+    circuit's wait is over.
     """
+    contenders = orders_db.budget_contenders(session, now, grace=grace)
     budgets: dict[uuid.UUID, int] = {}
     for server in session.scalars(select(Server)):
         if server.auth_error is not None or (
@@ -88,9 +90,8 @@ def _tick_budgets(
             # circuit for its probe time.
             budgets[server.id] = 0
         else:
-            budgets[server.id] = max(
-                1, math.ceil(server.rate_limit_per_min * interval / 60)
-            )
+            cap = orders_db.contender_cap(server, interval)
+            budgets[server.id] = max(0, cap - contenders.get(server.id, 0))
     return budgets
 
 

@@ -437,11 +437,35 @@ def _requeue_when_due(
     if wait.delay > services.settings.requeue_within_seconds:
         return
     order.enqueued_at = now
+    if wait.reason in orders_db.BUDGET_WAITS and _too_many_contenders(
+        services, session, order, now
+    ):
+        # Enough of this server's orders are already coming back for its next
+        # tokens: this one waits in the DB until the dispatcher has room.
+        order.enqueued_at = None
+        return
     # A hair late rather than early: a message that arrives before
     # next_attempt_at finds the order not due and does nothing.
     enqueue_after_commit(
         session, RUN_ORDER_TASK, str(order.id), countdown=max(wait.delay, 0.0) + 0.05
     )
+
+
+def _too_many_contenders(
+    services: Services, session: Session, order: Order, now: datetime
+) -> bool:
+    """Would this order, coming back for a token, exceed its server's cap?"""
+    server = order.server
+    if server is None:
+        return False
+    settings = services.settings
+    contenders = orders_db.budget_contenders(
+        session,
+        now,
+        grace=timedelta(seconds=settings.lease_seconds),
+        server_id=server.id,
+    ).get(server.id, 0)
+    return contenders > orders_db.contender_cap(server, settings.dispatch_interval)
 
 
 def _count(services: Services, session: Session, it: "_Settling") -> None:

@@ -11,20 +11,72 @@ hosts may disagree by less than a third of BRIDGE_LEASE_SECONDS (the heartbeat
 renews every third): run NTP on every host.
 """
 
+import math
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, exists, or_, select, update
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session, aliased, selectinload
 
-from bridge.db.models import Order, Step
-from bridge.domain.states import OrderStatus, StepStatus
+from bridge.db.models import Order, Server, Step
+from bridge.domain.states import OrderStatus, StepStatus, WaitReason
 from bridge.errors import NotFoundError, StaleOrderError
 
 LIVE_STATUSES = (OrderStatus.QUEUED, OrderStatus.RUNNING, OrderStatus.WAITING)
 # Orders that hold back later orders of the same service (posting order).
 BLOCKING_STATUSES = (*LIVE_STATUSES, OrderStatus.AWAITING_CAPACITY)
+
+
+# Waits that end when the server can take a call: a token, an in-flight slot.
+BUDGET_WAITS = (WaitReason.RATE_LIMITED, WaitReason.PANEL_BUSY)
+# Contenders beyond one tick's worth of tokens: one order ready to take the next
+# token while another finishes, waits for a certificate or backs off.
+_SPARE_CONTENDERS = 1
+
+
+def contender_cap(server: Server, dispatch_interval: float) -> int:
+    """How many of a server's orders may compete for its budget at once.
+
+    A single order can use every token of a 60/min panel by itself (its next
+    step comes back when the next token is free); more contenders only buy
+    refusals: each one a lease, a refused token and a release, thousands a
+    second with a backlog (bench/fleet.py measured 9.5 refusals per call).
+    """
+    per_tick = math.ceil(server.rate_limit_per_min * dispatch_interval / 60)
+    return max(1, per_tick) + _SPARE_CONTENDERS
+
+
+def budget_contenders(
+    session: Session,
+    now: datetime,
+    *,
+    grace: timedelta,
+    server_id: uuid.UUID | None = None,
+) -> dict[uuid.UUID, int]:
+    """Per server: its orders running now or about to ask for a token.
+
+    Running = holding a live lease. About to ask = a message sent within
+    `grace` (past that it counts as lost and the order as due again) to an
+    order not started yet (queued) or waiting for a token or an in-flight slot.
+    """
+    sent = Order.enqueued_at >= now - grace
+    stmt = (
+        select(Order.server_id, func.count())
+        .where(
+            Order.server_id.is_not(None),
+            Order.status.in_(LIVE_STATUSES),
+            or_(
+                Order.lease_until > now,
+                and_(sent, Order.status == OrderStatus.QUEUED),
+                and_(sent, Order.wait_reason.in_(BUDGET_WAITS)),
+            ),
+        )
+        .group_by(Order.server_id)
+    )
+    if server_id is not None:
+        stmt = stmt.where(Order.server_id == server_id)
+    return {sid: int(n) for sid, n in session.execute(stmt).tuples() if sid}
 
 
 def _earlier_order_unfinished() -> ColumnElement[bool]:

@@ -177,7 +177,9 @@ def test_each_server_gets_no_more_orders_per_tick_than_its_budget(
                 base_url="http://slow.invalid:3082",
                 auth_mode=sim_server.auth_mode,
                 api_key="wsp_" + "ef" * 24,
-                rate_limit_per_min=60,  # 1 call/s: one order per 0.2 s tick
+                # 1 call/s: one token per 0.2 s tick, so at most 1 + 1 spare
+                # of its orders compete for its budget at once.
+                rate_limit_per_min=60,
             ),
         )
     slow_id = slow.id  # assigned at flush, so read it after the commit
@@ -190,8 +192,14 @@ def test_each_server_gets_no_more_orders_per_tick_than_its_budget(
     clock.advance(recorded.settings.lease_seconds + 0.1)
     dispatch_due_orders(recorded)
     sent = recorder.orders()
-    assert len([o for o in sent if o in slow_orders]) == 1
+    assert len([o for o in sent if o in slow_orders]) == 2
     assert sorted(o for o in sent if o in fast_orders) == sorted(fast_orders)
+    # The next tick: the two sent are still on their way to a worker, so the
+    # slow server has no room; nothing of it is sent again.
+    recorder.sent.clear()
+    clock.advance(0.2)
+    dispatch_due_orders(recorded)
+    assert not [o for o in recorder.orders() if o in slow_orders]
     # An open circuit gets nothing until its wait is over.
     with recorded.sessions.begin() as session:
         session.execute(
@@ -223,3 +231,45 @@ def test_short_wait_sends_the_order_back_itself_and_the_dispatcher_holds_off(
     assert load(recorded, order_uuid).next_attempt_at <= clock()
     dispatch_due_orders(recorded)
     assert recorder.orders() == [order_uuid]
+
+
+def test_an_order_refused_a_token_comes_back_itself_only_while_its_server_has_room(
+    recorded: Services,
+    sim_server: Server,
+    sim: SimControl,
+    clock: FakeClock,
+    recorder: Recorder,
+) -> None:
+    # 60/min: one token per tick, so at most 1 + 1 spare of the server's orders
+    # compete for its budget at once; more would only be refused, over and over.
+    with recorded.sessions.begin() as session:
+        session.execute(
+            update(Server)
+            .where(Server.id == sim_server.id)
+            .values(rate_limit_per_min=60)
+        )
+    sim.faults(storm_seconds=2)  # every call 429s: each order is refused a token
+    first, second, _third = (submit(recorded, create_spec(n)) for n in (1, 2, 3))
+    recorder.sent.clear()
+    # `first` is refused while the other two are on their way to a worker (sent
+    # at intake): three contenders, one too many. It waits in the DB.
+    run_order(recorded, first)
+    held = load(recorded, first)
+    assert held.wait_reason is not None
+    assert held.wait_reason.value == "rate_limited"
+    assert held.enqueued_at is None
+    assert recorder.orders() == []
+    # `second` is refused with only `third` beside it: it comes back by itself.
+    run_order(recorded, second)
+    assert recorder.orders() == [second]
+    # `first` is due again, but the server's two contenders leave no room.
+    clock.advance(3)
+    assert load(recorded, first).next_attempt_at <= clock()
+    recorder.sent.clear()
+    dispatch_due_orders(recorded)
+    assert first not in recorder.orders()
+    # Once the others' messages count as lost (a lease period), there is room
+    # again, and `first` (the oldest) goes out.
+    clock.advance(recorded.settings.lease_seconds + 0.1)
+    dispatch_due_orders(recorded)
+    assert first in recorder.orders()
