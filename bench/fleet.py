@@ -54,13 +54,12 @@ from bench.support import (
     Children,
     children,
     flush_redis,
-    free_port,
     fresh_bridge_database,
     machine,
     percentile,
     pg_url,
     register_server,
-    wait_http,
+    start_simulator,
 )
 from bridge.api.schemas import CreateOrderIn, to_spec
 from bridge.container import Services, build_services
@@ -86,24 +85,10 @@ def no_broker(task_name: str, *args: str) -> bool:
     return False
 
 
-def start_simulator(kids: Children, panels: int, limit: int) -> tuple[str, list[str]]:
-    port = free_port()
-    argv = [
-        sys.executable, "-m", "bridge", "simulator", "--port", str(port),
-        "--panels", str(panels), "--limit", str(limit), "--window", "sliding",
-        "--ssl-delay", "0",
-    ]  # fmt: skip
-    proc = kids.start("simulator", argv, {**os.environ, "PYTHONUNBUFFERED": "1"})
-    base = f"http://127.0.0.1:{port}"
-    wait_http(base + "/openapi.yaml", proc)
+def start_panels(kids: Children, panels: int, limit: int) -> tuple[str, list[str]]:
     names = [f"p{i}" for i in range(1, panels + 1)]
-    with httpx.Client(base_url=base, timeout=10) as http:
-        for name in names:
-            http.post(
-                f"/p/{name}/_sim/config",
-                json={"license_max_users": -1, "license_max_domains": -1},
-            ).raise_for_status()
-    return base, names
+    flags = ["--panels", str(panels), "--limit", str(limit), "--window", "sliding"]
+    return start_simulator(kids, flags, names), names
 
 
 def panel_keys(base: str, names: list[str]) -> dict[str, str]:
@@ -255,7 +240,7 @@ def run_case(args: argparse.Namespace, case: str, tmp: Path) -> dict[str, Any]:
         (args.warmup + args.seconds) / 60 * args.limit / CALLS_PER_ORDER * 2
     )
     with children(tmp) as kids:
-        base, names = start_simulator(kids, args.panels, args.limit)
+        base, names = start_panels(kids, args.panels, args.limit)
         for name, key in panel_keys(base, names).items():
             register_server(env, name, f"{base}/p/{name}", key, limit=args.limit)
         healthy = names[:-2] if case == "faulty" else names

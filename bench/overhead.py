@@ -31,7 +31,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import argparse
 import itertools
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -43,8 +42,8 @@ import httpx
 
 from bench.support import (
     BENCH_REDIS,
+    UNLIMITED,
     BridgeEnv,
-    Children,
     children,
     create_body,
     flush_redis,
@@ -56,28 +55,11 @@ from bench.support import (
     register_server,
     signed_headers,
     sqlite_url,
+    start_unlimited_panel,
     wait_http,
 )
 
-UNLIMITED = 1_000_000
 FINAL = {"completed", "failed", "cancelled"}
-
-
-def start_panel(kids: Children) -> tuple[str, str]:
-    port = free_port()
-    argv = [
-        sys.executable, "-m", "bridge", "simulator", "--port", str(port),
-        "--limit", str(UNLIMITED), "--ssl-delay", "0",
-    ]  # fmt: skip
-    proc = kids.start("simulator", argv, {**os.environ, "PYTHONUNBUFFERED": "1"})
-    base = f"http://127.0.0.1:{port}"
-    wait_http(base + "/openapi.yaml", proc)
-    with httpx.Client(base_url=base, timeout=10) as http:
-        http.post(
-            "/_sim/config", json={"license_max_users": -1, "license_max_domains": -1}
-        ).raise_for_status()
-        key: str = http.get("/_sim/credentials").json()["api_key"]
-    return base, key
 
 
 def floor_orders(base: str, key: str, count: int) -> list[float]:
@@ -155,7 +137,7 @@ def measure(db: str, url: str, orders: int, tmp: Path) -> dict[str, Any]:
     flush_redis(BENCH_REDIS)
     env = BridgeEnv(database_url=url, redis_url=BENCH_REDIS, var_dir=tmp / "var")
     with children(tmp) as kids:
-        base, key = start_panel(kids)
+        base, key = start_unlimited_panel(kids)
         register_server(env, "panel", base, key, limit=UNLIMITED)
         port = free_port()
         api_proc = kids.bridge("api", ["api", "--port", str(port)], env)

@@ -22,7 +22,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import tempfile
@@ -35,6 +34,7 @@ from sqlalchemy import func, select
 
 from bench.support import (
     BENCH_REDIS,
+    UNLIMITED,
     BridgeEnv,
     children,
     create_body,
@@ -46,14 +46,13 @@ from bench.support import (
     register_server,
     signed_headers,
     sqlite_url,
+    start_unlimited_panel,
     tree_rss_mb,
     wait_http,
 )
 from bridge.db.models import Order
 from bridge.db.session import make_engine
 from bridge.domain.states import OrderStatus
-
-UNLIMITED = 1_000_000
 
 
 def feeder(port: int, orders: int, in_flight: int, progress: dict[str, int]) -> None:
@@ -91,20 +90,7 @@ def soak(args: argparse.Namespace, url: str, tmp: Path) -> list[dict[str, Any]]:
     )
     samples: list[dict[str, Any]] = []
     with children(tmp) as kids:
-        sim_port = free_port()
-        argv = [
-            sys.executable, "-m", "bridge", "simulator", "--port", str(sim_port),
-            "--limit", str(UNLIMITED), "--ssl-delay", "0",
-        ]  # fmt: skip
-        sim = kids.start("simulator", argv, {**os.environ, "PYTHONUNBUFFERED": "1"})
-        base = f"http://127.0.0.1:{sim_port}"
-        wait_http(base + "/openapi.yaml", sim)
-        httpx.post(
-            base + "/_sim/config",
-            json={"license_max_users": -1, "license_max_domains": -1},
-            timeout=10,
-        ).raise_for_status()
-        key = httpx.get(base + "/_sim/credentials", timeout=10).json()["api_key"]
+        base, key = start_unlimited_panel(kids)
         register_server(env, "panel", base, key, limit=UNLIMITED)
         port = free_port()
         procs = {"api": kids.bridge("api", ["api", "--port", str(port)], env)}

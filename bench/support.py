@@ -228,6 +228,41 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> N
     raise RuntimeError(msg)
 
 
+UNLIMITED = 1_000_000
+
+
+def start_simulator(
+    kids: "Children", flags: list[str], panels: list[str] | None = None
+) -> str:
+    """`bridge simulator` on a free port, certificates at once, no licence caps.
+
+    `flags` are extra CLI flags (limit, window, panel count); `panels` names the
+    panels of a multi-panel simulator (None: the single panel at the root).
+    Returns its base URL once it answers.
+    """
+    port = free_port()
+    argv = [
+        sys.executable, "-m", "bridge", "simulator", "--port", str(port),
+        "--ssl-delay", "0", *flags,
+    ]  # fmt: skip
+    proc = kids.start("simulator", argv, {**os.environ, "PYTHONUNBUFFERED": "1"})
+    base = f"http://127.0.0.1:{port}"
+    wait_http(base + "/openapi.yaml", proc)
+    prefixes = [f"/p/{name}" for name in panels] if panels else [""]
+    uncapped = {"license_max_users": -1, "license_max_domains": -1}
+    with httpx.Client(base_url=base, timeout=10) as http:
+        for prefix in prefixes:
+            http.post(f"{prefix}/_sim/config", json=uncapped).raise_for_status()
+    return base
+
+
+def start_unlimited_panel(kids: "Children") -> tuple[str, str]:
+    """One panel with no rate limit: its base URL and admin API key."""
+    base = start_simulator(kids, ["--limit", str(UNLIMITED)])
+    key: str = httpx.get(base + "/_sim/credentials", timeout=10).json()["api_key"]
+    return base, key
+
+
 def sign(method: str, target: str, body: bytes, timestamp: int | None = None) -> str:
     ts = str(int(time.time()) if timestamp is None else timestamp)
     message = f"{ts}.{method}.{target}.".encode() + body
