@@ -94,6 +94,7 @@ def accept_order(
     """
     digest = keyed_digest(services.settings, body_sha256)
     keys = [f"order:{spec.order_id}"]
+    _check_callback_url(services.settings, spec)
     if spec.action is Action.CREATE:
         fast = _accept_new_service(services, spec, keys=keys, digest=digest)
         if fast is not None:
@@ -158,7 +159,6 @@ def _persist(
     existing: Service | None,
 ) -> dict[str, Any]:
     """The careful path: the service row is locked (or new), usernames checked."""
-    _check_callback_url(services.settings, spec)
     service = _prepare_service(session, spec, existing)
     # No autoflush while placing: a new service would be INSERTed before the
     # placement query and UPDATEd with its server after it (one round trip more).
@@ -176,11 +176,7 @@ def _persist(
         service.paid_until is None or spec.paid_until > service.paid_until
     ):
         service.paid_until = spec.paid_until
-    rows = _planned_rows(services, spec, service, server, keys=keys, digest=digest)
-    write_rows(session, rows)
-    if server is not None:
-        enqueue_after_commit(session, RUN_ORDER_TASK, str(rows.order.id))
-    return {"order": order_view(rows.order)}
+    return _save(services, session, spec, service, server, keys=keys, digest=digest)
 
 
 def _accept_new_service(
@@ -196,7 +192,6 @@ def _accept_new_service(
     """
     try:
         with services.sessions.begin() as session:
-            _check_callback_url(services.settings, spec)
             service = _new_service(spec)
             server = _choose_server(
                 session, spec, service, services.settings.placement_policy
@@ -206,17 +201,45 @@ def _accept_new_service(
             service.server_id = server.id if server is not None else None
             if spec.paid_until is not None:
                 service.paid_until = spec.paid_until
-            rows = _planned_rows(
-                services, spec, service, server, keys=keys, digest=digest
+            response = _save(
+                services,
+                session,
+                spec,
+                service,
+                server,
+                keys=keys,
+                digest=digest,
+                new_service=True,
             )
-            rows.new_service = service
-            write_rows(session, rows)
-            if server is not None:
-                enqueue_after_commit(session, RUN_ORDER_TASK, str(rows.order.id))
     except (IntegrityError, InvalidOrderError):
         return None
     log.info("order_received", order_id=spec.order_id, action=spec.action.value)
-    return IntakeResult({"order": order_view(rows.order)}, created=True)
+    return IntakeResult(response, created=True)
+
+
+def _save(
+    services: Services,
+    session: Session,
+    spec: OrderSpec,
+    service: Service,
+    server: Server | None,
+    *,
+    keys: list[str],
+    digest: str,
+    new_service: bool = False,
+) -> dict[str, Any]:
+    """Write the order's rows (and a new service's), enqueue it; the 202 body.
+
+    `new_service`: the service is a transient row to INSERT with the rest (the
+    fast path); otherwise it is in the session and flushes first.
+    """
+    rows = _planned_rows(services, spec, service, server, keys=keys, digest=digest)
+    if new_service:
+        rows.new_service = service
+    write_rows(session, rows)
+    if server is not None:
+        enqueue_after_commit(session, RUN_ORDER_TASK, str(rows.order.id))
+    return rows.response
 
 
 def _planned_rows(
@@ -241,7 +264,7 @@ def _planned_rows(
         status=OrderStatus.QUEUED if server else OrderStatus.AWAITING_CAPACITY,
         priority=ACTION_PRIORITY[spec.action],
         requested_by=spec.requested_by,
-        server=server,
+        server=server,  # for the view; a transient object's FK is not synced
         server_id=server.id if server is not None else None,
         server_group=spec.server_group,
         callback_url=spec.callback_url or settings.billing_callback_url,
@@ -283,7 +306,7 @@ def _planned_rows(
         )
         for key in keys
     ]
-    return PlannedRows(order=order, audit=audit, intake=intake)
+    return PlannedRows(order=order, audit=audit, response=response, intake=intake)
 
 
 def _check_callback_url(settings: Settings, spec: OrderSpec) -> None:

@@ -28,6 +28,7 @@ class PlannedRows:
 
     order: Order
     audit: AuditEntry
+    response: dict[str, Any]  # the 202 body, also stored for replays
     intake: list[IntakeRequest] = field(default_factory=list)
     new_service: Service | None = None
 
