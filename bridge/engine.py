@@ -436,6 +436,8 @@ def _requeue_when_due(
         return  # nothing goes until an operator fixes the credentials
     if wait.delay > services.settings.requeue_within_seconds:
         return
+    # Stamped before counting: this order then counts itself once as a contender
+    # (a message on its way), whether or not its release has been flushed yet.
     order.enqueued_at = now
     if wait.reason in orders_db.BUDGET_WAITS and _too_many_contenders(
         services, session, order, now
