@@ -14,7 +14,8 @@ panel N fails 50 % of its writes with a 500). One JSON line per case and repeat:
   {"case", "pool", "concurrency", "panels", "seconds", "calls_per_min",
    "limit_sum_per_min", "utilization", "calls_429", "slowest_share",
    "healthy_panels", "healthy_calls_per_min", "healthy_latency_p50_s",
-   "healthy_latency_p90_s", "healthy_orders_completed"}
+   "healthy_latency_p90_s", "healthy_orders_completed", "slow_panel_share",
+   "failing_panel_share", "min_backlog_left", "call_gap_s"}
 
 utilization = calls/min over all panels / sum of limits; slowest_share = the lowest
 share of its own budget among the healthy panels; healthy_* = panels 1..N-2 (all N in
@@ -24,7 +25,7 @@ the window (the whole backlog is submitted at once, so it includes queueing: equ
 throughput gives equal latency; a stalled panel shows as longer latency).
 
 Usage: .venv/bin/python -m bench.fleet [--cases healthy,faulty] [--repeat 2]
-       [--pool threads|prefork] [--concurrency C] [--smoke]
+       [--pool threads|prefork] [--concurrency C] [--processes N] [--smoke]
 """
 
 import sys
@@ -62,6 +63,7 @@ from bench.support import (
     start_simulator,
 )
 from bridge.api.schemas import CreateOrderIn, to_spec
+from bridge.cli.supervise import default_processes
 from bridge.container import Services, build_services
 from bridge.db.models import Order, Server
 from bridge.domain.states import OrderStatus
@@ -254,6 +256,8 @@ def run_case(args: argparse.Namespace, case: str, tmp: Path) -> dict[str, Any]:
             worker += ["--pool", args.pool]
         if args.concurrency:
             worker += ["--concurrency", str(args.concurrency)]
+        if args.processes:
+            worker += ["--processes", str(args.processes)]
         kids.bridge("worker", [*worker, "--without-mingle"], env)
         kids.bridge("beat", ["beat"], env)
         wait_first_completion(env)  # worker start-up is not part of the window
@@ -272,6 +276,7 @@ def run_case(args: argparse.Namespace, case: str, tmp: Path) -> dict[str, Any]:
         "case": case,
         "pool": args.pool or "default",
         "concurrency": args.concurrency,
+        "processes": args.processes or default_processes(),
         "panels": args.panels,
         "orders_per_panel": per_panel,
         "seconds": round((end - start).total_seconds(), 1),
@@ -285,6 +290,14 @@ def run_case(args: argparse.Namespace, case: str, tmp: Path) -> dict[str, Any]:
         "healthy_latency_p50_s": round(percentile(lat, 50), 2),
         "healthy_latency_p90_s": round(percentile(lat, 90), 2),
         "healthy_orders_completed": len(lat),
+        # The bad panels' own share of their budgets (faulty case): how well the
+        # slow one is served beside the others, not only how well they are kept.
+        "slow_panel_share": (
+            round(per_min[names[-2]] / args.limit, 4) if case == "faulty" else None
+        ),
+        "failing_panel_share": (
+            round(per_min[names[-1]] / args.limit, 4) if case == "faulty" else None
+        ),
         "min_backlog_left": min(left.get(n, 0) for n in names),
         "call_gap_s": {
             "p50": round(percentile(gaps, 50), 3),
@@ -305,6 +318,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--pool", choices=["threads", "prefork"], default=None)
     parser.add_argument("--concurrency", type=int, default=None)
+    parser.add_argument(
+        "--processes", type=int, default=None, help="bridge worker --processes"
+    )
     parser.add_argument("--smoke", action="store_true", help="3 panels, a few s")
     parser.add_argument("--keep", action="store_true", help="keep logs (tmp dir)")
     args = parser.parse_args(argv)

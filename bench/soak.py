@@ -96,7 +96,9 @@ def soak(args: argparse.Namespace, url: str, tmp: Path) -> list[dict[str, Any]]:
         procs = {"api": kids.bridge("api", ["api", "--port", str(port)], env)}
         for i in (1, 2):
             procs[f"worker-{i}"] = kids.bridge(
-                f"worker-{i}", ["worker", "--without-mingle", "-n", f"w{i}@%h"], env
+                f"worker-{i}",
+                ["worker", "--processes", "1", "--without-mingle", "-n", f"w{i}@%h"],
+                env,
             )
         procs["beat"] = kids.bridge("beat", ["beat"], env)
         wait_http(f"http://127.0.0.1:{port}/healthz", procs["api"])

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from bridge.callbacks import find_due_callbacks
 from bridge.container import Services
+from bridge.contention import waiting_contenders
 from bridge.db import orders as orders_db
 from bridge.db import servers as servers_db
 from bridge.db.models import Order, Server
@@ -55,7 +56,7 @@ def dispatch_due_orders(services: Services) -> DispatchReport:
             # the due orders of the others.
             limit=settings.dispatch_batch * _OVERFETCH,
         )
-        budgets = _tick_budgets(session, now, settings.dispatch_interval, grace)
+        budgets = _tick_budgets(services, session, now, grace)
         due = _within_budgets(candidates, budgets, settings.dispatch_batch)
         orders_db.mark_enqueued(session, due, now)
         callbacks = find_due_callbacks(session, now, settings.dispatch_batch)
@@ -69,20 +70,22 @@ def dispatch_due_orders(services: Services) -> DispatchReport:
 
 
 def _tick_budgets(
-    session: Session, now: datetime, interval: float, grace: timedelta
+    services: Services, session: Session, now: datetime, grace: timedelta
 ) -> dict[uuid.UUID, int]:
     """How many orders each server can usefully start this tick.
 
     At most `contender_cap` of a server's orders compete for its budget at
     once, counting those already running or coming back for a token: more only
     make workers lease, be refused a token and release, which with thousands
-    due on a 60/min panel is thousands of wasted transactions a second. A
-    server whose circuit is open gets none; its probe goes out once the
-    circuit's wait is over.
+    due on a 60/min panel is thousands of wasted transactions a second
+    (bridge.contention says who counts). A server whose circuit is open gets
+    none; its probe goes out once the circuit's wait is over.
     """
-    contenders = orders_db.budget_contenders(session, now, grace=grace)
+    interval = services.settings.dispatch_interval
+    servers = list(session.scalars(select(Server)))
+    waiting = waiting_contenders(services, session, now, servers, grace=grace)
     budgets: dict[uuid.UUID, int] = {}
-    for server in session.scalars(select(Server)):
+    for server in servers:
         if server.auth_error is not None or (
             server.circuit_open_until is not None and server.circuit_open_until > now
         ):
@@ -91,7 +94,7 @@ def _tick_budgets(
             budgets[server.id] = 0
         else:
             cap = orders_db.contender_cap(server, interval)
-            budgets[server.id] = max(0, cap - contenders.get(server.id, 0))
+            budgets[server.id] = max(0, cap - waiting[server.id])
     return budgets
 
 

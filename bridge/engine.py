@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from bridge import metrics
 from bridge.callbacks import schedule_callback
 from bridge.container import Services
+from bridge.contention import waiting_contenders
 from bridge.db import orders as orders_db
 from bridge.db import servers as servers_db
 from bridge.db.models import Order, Server, Step
@@ -461,13 +462,14 @@ def _too_many_contenders(
     if server is None:
         return False
     settings = services.settings
-    contenders = orders_db.budget_contenders(
+    waiting = waiting_contenders(
+        services,
         session,
         now,
+        [server],
         grace=timedelta(seconds=settings.lease_seconds),
-        server_id=server.id,
-    ).get(server.id, 0)
-    return contenders > orders_db.contender_cap(server, settings.dispatch_interval)
+    )[server.id]
+    return waiting > orders_db.contender_cap(server, settings.dispatch_interval)
 
 
 def _count(services: Services, session: Session, it: "_Settling") -> None:

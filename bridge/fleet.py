@@ -3,22 +3,25 @@ per-process `PanelRegistry` that hands out one long-lived PanelClient per server
 
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import redis
+import structlog
 from sqlalchemy.orm import Session
 
 from bridge.crypto import SecretBox
 from bridge.db.models import Server
 from bridge.db.servers import find_server_by_name
 from bridge.domain.model import AuthMode, ServerState
-from bridge.errors import InvalidOrderError
+from bridge.errors import InvalidOrderError, RateLimiterUnavailableError
 from bridge.inflight import InFlightSlots
 from bridge.panel import PanelClient, PanelConfig, PanelTimeouts
 from bridge.ratelimit import RedisRateLimiter
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +148,23 @@ class PanelRegistry:
                 cached[1].close()
             self._clients[server.id] = (server.updated_at, client)
             return client
+
+    def calls_in_flight(
+        self, servers: Sequence[str], *, older_than: float = 0.0
+    ) -> dict[str, int]:
+        """Per server name: panel calls in flight for `older_than` s or more, in
+        every process.
+
+        Best effort: without the cap or without Redis, no calls are known ({}),
+        so callers count every leased order as still wanting budget (cautious).
+        """
+        if self._inflight is None:
+            return {}
+        try:
+            return self._inflight.live_counts(servers, older_than=older_than)
+        except RateLimiterUnavailableError as exc:
+            log.warning("inflight_count_failed", error=str(exc))
+            return {}
 
     def close(self) -> None:
         with self._lock:

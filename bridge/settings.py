@@ -74,6 +74,8 @@ class Settings(BaseSettings):
     intake_idempotency_ttl_seconds: float = Field(default=7 * 86400, gt=0)
 
     dispatch_interval: float = Field(default=1.0, gt=0)
+    # `bridge worker` processes on this host (None: one per CPU, at most 4).
+    worker_processes: int | None = Field(default=None, ge=1, le=64)
     dispatch_batch: int = Field(default=200, gt=0)
     lease_seconds: float = Field(default=60, gt=0)
     reconcile_after_seconds: float = Field(default=72_000, gt=0)

@@ -178,7 +178,8 @@ def run(
         api_args = ["api"] + (["--port", str(port)] if port else [])
         procs.append(_spawn(api_args, env))
         # `bridge worker`'s default pool (threads; see bridge.cli.processes).
-        worker_args = ["worker"]
+        # One process: the embedded default is SQLite, one writer at a time.
+        worker_args = ["worker", "--processes", "1"]
         if concurrency is not None:
             worker_args += ["--concurrency", str(concurrency)]
         procs.append(_spawn(worker_args, env))

@@ -13,6 +13,7 @@ import click
 import uvicorn
 
 from bridge.cli.context import CliContext
+from bridge.cli.supervise import default_processes, supervise
 from bridge.container import build_services
 from bridge.logging import configure_logging
 from bridge.settings import Settings, load_settings
@@ -88,9 +89,20 @@ def api(obj: CliContext, host: str | None, port: int | None, workers: int) -> No
     )
 
 
+def _celery_argv(args: list[str]) -> list[str]:
+    return [sys.executable, "-m", "celery", "-A", "workers.celery_app:app", *args]
+
+
 def _exec_celery(args: list[str]) -> None:
-    argv = [sys.executable, "-m", "celery", "-A", "workers.celery_app:app", *args]
+    argv = _celery_argv(args)
     os.execv(sys.executable, argv)  # noqa: S606 - replaces this process by design
+
+
+def _names_a_node(celery_args: tuple[str, ...]) -> bool:
+    return any(
+        a in ("-n", "--hostname") or a.startswith(("-n", "--hostname="))
+        for a in celery_args
+    )
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
@@ -107,19 +119,43 @@ def _exec_celery(args: list[str]) -> None:
     default=DEFAULT_POOL,
     show_default=True,
 )
+@click.option(
+    "--processes",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Worker processes, each with its own pool (default "
+    "BRIDGE_WORKER_PROCESSES, else one per CPU, at most 4).",
+)
 @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_obj
 def worker(
-    obj: CliContext, concurrency: int | None, pool: str, celery_args: tuple[str, ...]
+    obj: CliContext,
+    concurrency: int | None,
+    pool: str,
+    processes: int | None,
+    celery_args: tuple[str, ...],
 ) -> None:
-    """Run a Celery worker on the bridge queue (extra args go to Celery)."""
-    _ = obj.settings  # fail fast, one clear line, before exec
+    """Run Celery workers on the bridge queue (extra args go to Celery)."""
+    settings = obj.settings  # fail fast, one clear line, before exec
     args = ["worker", "-Q", "bridge", "--pool", pool, "--without-gossip"]
     if concurrency is None and pool == "threads":
         concurrency = DEFAULT_THREADS
     if concurrency:
         args += ["--concurrency", str(concurrency)]
-    _exec_celery([*args, *celery_args])
+    count = processes or settings.worker_processes or default_processes()
+    if count == 1:
+        _exec_celery([*args, *celery_args])
+        return
+    if _names_a_node(celery_args):
+        msg = "with several processes, bridge worker names them (bridge1@%h, ...)"
+        raise click.UsageError(msg)
+    # One process per core: a process's Python runs under one GIL, and a fleet's
+    # worth of orders saturates it (see bridge.cli.supervise).
+    commands = [
+        _celery_argv([*args, "-n", f"bridge{i}@%h", *celery_args])
+        for i in range(1, count + 1)
+    ]
+    sys.exit(supervise(commands))
 
 
 @click.command(context_settings={"ignore_unknown_options": True})

@@ -42,6 +42,7 @@ def contender_cap(server: Server, dispatch_interval: float) -> int:
     step comes back when the next token is free); more contenders only buy
     refusals: each one a lease, a refused token and a release, thousands a
     second with a backlog (bench/fleet.py measured 9.5 refusals per call).
+    Orders inside a long panel call are not contenders (bridge.contention).
     """
     per_tick = math.ceil(server.rate_limit_per_min * dispatch_interval / 60)
     return max(1, per_tick) + _SPARE_CONTENDERS

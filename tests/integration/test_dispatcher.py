@@ -1,7 +1,8 @@
 """The DB is the schedule: due orders by priority, one per service, leases."""
 
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 
 import pytest
@@ -17,6 +18,7 @@ from bridge.domain.states import OrderStatus
 from bridge.engine import run_order
 from bridge.errors import StaleOrderError
 from bridge.fleet import ServerSpec, save_server
+from bridge.inflight import InFlightSlots
 from bridge.queue import RUN_ORDER_TASK
 from bridge.settings import Settings
 from tests.factories import create_spec, drive, load, submit
@@ -210,6 +212,94 @@ def test_each_server_gets_no_more_orders_per_tick_than_its_budget(
     recorder.sent.clear()
     dispatch_due_orders(recorded)
     assert not [o for o in recorder.orders() if o in slow_orders]
+
+
+def test_orders_inside_a_long_panel_call_leave_room_for_others_to_take_tokens(
+    settings: Settings,
+    committed_db: Engine,
+    sim_server: Server,
+    recorder: Recorder,
+    clock: FakeClock,
+    redis_client: "redis.Redis",
+) -> None:
+    # A slow panel (seconds per call) needs several calls in flight to spend
+    # its budget; an order inside a call longer than a dispatcher tick holds
+    # its token already and must not count against the cap of orders
+    # competing for the next tokens. Calls shorter than a tick still count.
+    # A 1 s tick: long enough that "young" cannot turn "long" mid-test.
+    tick = 1.0
+    services = build_services(
+        settings.model_copy(update={"dispatch_interval": tick}),
+        clock=clock,
+        enqueue=recorder,
+    )
+    try:
+        with services.sessions.begin() as session:
+            save_server(
+                session,
+                services.box,
+                ServerSpec(
+                    name="slow",
+                    base_url="http://slow.invalid:3082",
+                    auth_mode=sim_server.auth_mode,
+                    api_key="wsp_" + "ef" * 24,
+                    rate_limit_per_min=60,  # cap: 1 + 1 spare contenders
+                ),
+            )
+        slow_orders = [
+            submit(services, create_spec(n, server="slow", ssl=False, mailboxes=()))
+            for n in range(1, 7)
+        ]
+        clock.advance(settings.lease_seconds + 0.1)
+        with services.sessions.begin() as session:
+            for order_uuid in slow_orders[:2]:
+                assert orders_db.acquire_lease(
+                    session, order_uuid, "w", clock(), settings.lease_seconds
+                )
+
+        def dispatched() -> list[uuid.UUID]:
+            recorder.sent.clear()
+            clock.advance(0.2)
+            dispatch_due_orders(services)
+            return [o for o in recorder.orders() if o in slow_orders]
+
+        # Two running orders fill the cap while nothing says they are in a call.
+        assert dispatched() == []
+        # Both are inside a call that has just started: still contenders.
+        slots = InFlightSlots(redis_client, limit=4, slot_ttl_seconds=60)
+        held = [slots.acquire("slow") for _ in range(2)]
+        assert all(held)
+        assert dispatched() == []
+        # Once their calls have lasted longer than a tick, two others may come
+        # for the next tokens (never the two running ones).
+        wait_until(
+            lambda: (
+                services.panels.calls_in_flight(["slow"], older_than=tick)
+                == {"slow": 2}
+            ),
+            "the calls to last a tick",
+        )
+        sent = dispatched()
+        assert len(sent) == 2
+        assert not set(sent) & set(slow_orders[:2])
+        assert services.panels.calls_in_flight(["slow", "sim"]) == {
+            "slow": 2,
+            "sim": 0,
+        }
+        for slot in held:
+            assert slot is not None
+            slots.release("slow", slot)
+        assert services.panels.calls_in_flight(["slow"]) == {"slow": 0}
+    finally:
+        services.close()
+
+
+def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.05)
 
 
 def test_short_wait_sends_the_order_back_itself_and_the_dispatcher_holds_off(

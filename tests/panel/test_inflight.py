@@ -67,9 +67,13 @@ def test_slots_are_shared_across_processes_and_expire_when_the_holder_is_killed(
         assert holder.stdout.readline().strip() == b"held"
         slots = InFlightSlots(panel_redis, limit=2, slot_ttl_seconds=60)
         assert slots.acquire("p") is None  # the other process holds both
+        assert slots.live_counts(["p", "q"]) == {"p": 2, "q": 0}
         os.killpg(holder.pid, signal.SIGKILL)
         holder.wait()
-        # Nobody releases them: they expire after the holder's 1 s slot TTL.
+        # Nobody releases them: they expire after the holder's 1 s slot TTL,
+        # and stop counting as calls in flight even before anyone cleans up.
+        wait_for(lambda: slots.live_counts(["p"]) == {"p": 0}, "expired slots")
+        assert slots.in_flight("p") == 2  # still in the set, but not live
         wait_for(lambda: slots.acquire("p") is not None, "a killed holder's slot")
     finally:
         if holder.poll() is None:
