@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     dispatch_interval: float = Field(default=1.0, gt=0)
     # `bridge worker` processes on this host (None: one per CPU, at most 4).
     worker_processes: int | None = Field(default=None, ge=1, le=64)
+    # Workers hand freed heap back to the OS this often (glibc; 0: never).
+    malloc_trim_seconds: float = Field(default=30.0, ge=0)
     dispatch_batch: int = Field(default=200, gt=0)
     lease_seconds: float = Field(default=60, gt=0)
     reconcile_after_seconds: float = Field(default=72_000, gt=0)

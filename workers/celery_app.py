@@ -11,6 +11,7 @@ from celery import Celery, signals
 
 from bridge.container import Services, build_services
 from bridge.logging import configure_logging
+from bridge.memory import HeapTrimmer
 from bridge.queue import QUEUE_NAME, broker_url
 from bridge.settings import Settings, load_settings
 from workers.schedule import beat_schedule
@@ -19,6 +20,7 @@ from workers.tasks import register_tasks
 _services: Services | None = None
 _settings: Settings | None = None
 _app: Celery | None = None
+_trimmer: HeapTrimmer | None = None
 
 
 def make_app(settings: Settings) -> Celery:
@@ -93,6 +95,7 @@ def _setup_logging(**_: Any) -> None:
 def _init_process(**_: Any) -> None:
     # Pools must not be shared across a fork: build Services in each child.
     set_services(build_services(_load()))
+    _start_trimmer()
 
 
 @signals.worker_init.connect
@@ -102,11 +105,23 @@ def _init_worker(**kwargs: Any) -> None:
     pool = getattr(getattr(sender, "pool_cls", None), "__module__", "")
     if _services is None and not pool.endswith("prefork"):
         set_services(build_services(_load()))
+        _start_trimmer()
+
+
+def _start_trimmer() -> None:
+    global _trimmer  # noqa: PLW0603 - one per process, like _services
+    if _trimmer is None:
+        _trimmer = HeapTrimmer(_load().malloc_trim_seconds)
+        _trimmer.start()
 
 
 @signals.worker_process_shutdown.connect
 @signals.worker_shutdown.connect
 def _close_services(**_: Any) -> None:
+    global _trimmer  # noqa: PLW0603 - one per process, like _services
+    if _trimmer is not None:
+        _trimmer.stop()
+        _trimmer = None
     if _services is not None:
         _services.close()
         set_services(None)
