@@ -1,8 +1,7 @@
 """The DB is the schedule: due orders by priority, one per service, leases."""
 
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -21,6 +20,7 @@ from bridge.fleet import ServerSpec, save_server
 from bridge.inflight import InFlightSlots
 from bridge.queue import RUN_ORDER_TASK
 from bridge.settings import Settings
+from tests.e2e.conftest import wait_until
 from tests.factories import create_spec, drive, load, submit
 from tests.simctl import FakeClock, SimControl
 
@@ -165,26 +165,29 @@ def test_save_server_keeps_credentials_encrypted(
         assert row.base_url == "https://x:3082"
 
 
-def test_each_server_gets_no_more_orders_per_tick_than_its_budget(
-    recorded: Services, sim_server: Server, recorder: Recorder, clock: FakeClock
-) -> None:
-    from bridge.fleet import ServerSpec
-
-    with recorded.sessions.begin() as session:
+def save_slow_server(services: Services, sim_server: Server) -> uuid.UUID:
+    """Server `slow` at 60 calls/min (unreachable: nothing here calls it)."""
+    with services.sessions.begin() as session:
         slow = save_server(
             session,
-            recorded.box,
+            services.box,
             ServerSpec(
                 name="slow",
                 base_url="http://slow.invalid:3082",
                 auth_mode=sim_server.auth_mode,
                 api_key="wsp_" + "ef" * 24,
-                # 1 call/s: one token per 0.2 s tick, so at most 1 + 1 spare
-                # of its orders compete for its budget at once.
                 rate_limit_per_min=60,
             ),
         )
-    slow_id = slow.id  # assigned at flush, so read it after the commit
+    return slow.id  # assigned at flush, so read it after the commit
+
+
+def test_each_server_gets_no_more_orders_per_tick_than_its_budget(
+    recorded: Services, sim_server: Server, recorder: Recorder, clock: FakeClock
+) -> None:
+    # 1 call/s: one token per 0.2 s tick, so at most 1 + 1 spare of its orders
+    # compete for its budget at once.
+    slow_id = save_slow_server(recorded, sim_server)
     slow_orders = [
         submit(recorded, create_spec(n, server="slow", ssl=False, mailboxes=()))
         for n in range(1, 6)
@@ -234,18 +237,7 @@ def test_orders_inside_a_long_panel_call_leave_room_for_others_to_take_tokens(
         enqueue=recorder,
     )
     try:
-        with services.sessions.begin() as session:
-            save_server(
-                session,
-                services.box,
-                ServerSpec(
-                    name="slow",
-                    base_url="http://slow.invalid:3082",
-                    auth_mode=sim_server.auth_mode,
-                    api_key="wsp_" + "ef" * 24,
-                    rate_limit_per_min=60,  # cap: 1 + 1 spare contenders
-                ),
-            )
+        save_slow_server(services, sim_server)  # cap: 1 + 1 spare contenders
         slow_orders = [
             submit(services, create_spec(n, server="slow", ssl=False, mailboxes=()))
             for n in range(1, 7)
@@ -277,6 +269,7 @@ def test_orders_inside_a_long_panel_call_leave_room_for_others_to_take_tokens(
                 services.panels.calls_in_flight(["slow"], older_than=tick)
                 == {"slow": 2}
             ),
+            10,
             "the calls to last a tick",
         )
         sent = dispatched()
@@ -292,14 +285,6 @@ def test_orders_inside_a_long_panel_call_leave_room_for_others_to_take_tokens(
         assert services.panels.calls_in_flight(["slow"]) == {"slow": 0}
     finally:
         services.close()
-
-
-def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def test_short_wait_sends_the_order_back_itself_and_the_dispatcher_holds_off(

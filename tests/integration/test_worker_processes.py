@@ -9,8 +9,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -20,19 +19,11 @@ from bridge.container import Services
 from bridge.db.models import Server
 from bridge.domain.states import OrderStatus
 from bridge.settings import Settings
-from tests.e2e.conftest import settings_env
+from tests.e2e.conftest import settings_env, wait_until
 from tests.factories import create_spec, load, submit
 from workers.celery_app import make_app
 
 pytestmark = pytest.mark.integration
-
-
-def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def celery_children(proc: subprocess.Popen[bytes]) -> list[psutil.Process]:
@@ -74,7 +65,7 @@ def test_two_processes_consume_the_queue_and_stop_together(
     server: Server,
     supervised: subprocess.Popen[bytes],
 ) -> None:
-    wait_until(lambda: len(celery_children(supervised)) == 2, "two worker processes")
+    wait_until(lambda: len(celery_children(supervised)) == 2, 60, "two workers")
     names = sorted(
         a for k in celery_children(supervised) for a in k.cmdline() if "@" in a
     )
@@ -87,7 +78,7 @@ def test_two_processes_consume_the_queue_and_stop_together(
             nodes = {name.split("@")[0] for r in replies for name in r}
             return nodes == {"bridge1", "bridge2"}
 
-        wait_until(both_answer, "both nodes to answer a ping")
+        wait_until(both_answer, 60, "both nodes to answer a ping")
     finally:
         app.close()
     orders = [
@@ -95,6 +86,7 @@ def test_two_processes_consume_the_queue_and_stop_together(
     ]
     wait_until(
         lambda: all(load(services, o).status is OrderStatus.COMPLETED for o in orders),
+        60,
         "the orders to complete",
     )
     kids = celery_children(supervised)
@@ -107,7 +99,7 @@ def test_two_processes_consume_the_queue_and_stop_together(
 def test_a_dead_process_takes_the_other_down_with_a_failure_status(
     supervised: subprocess.Popen[bytes],
 ) -> None:
-    wait_until(lambda: len(celery_children(supervised)) == 2, "two worker processes")
+    wait_until(lambda: len(celery_children(supervised)) == 2, 60, "two workers")
     first, second = celery_children(supervised)
     first.kill()
     assert supervised.wait(timeout=60) != 0
