@@ -63,7 +63,7 @@ from bench.support import (
     start_simulator,
 )
 from bridge.api.schemas import CreateOrderIn, to_spec
-from bridge.cli.supervise import default_processes
+from bridge.cli.supervise import worker_processes
 from bridge.container import Services, build_services
 from bridge.db.models import Order, Server
 from bridge.domain.states import OrderStatus
@@ -276,7 +276,7 @@ def run_case(args: argparse.Namespace, case: str, tmp: Path) -> dict[str, Any]:
         "case": case,
         "pool": args.pool or "default",
         "concurrency": args.concurrency,
-        "processes": args.processes or default_processes(),
+        "processes": worker_processes(args.processes, args.pool or "threads"),
         "panels": args.panels,
         "orders_per_panel": per_panel,
         "seconds": round((end - start).total_seconds(), 1),

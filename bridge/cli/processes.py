@@ -13,7 +13,7 @@ import click
 import uvicorn
 
 from bridge.cli.context import CliContext
-from bridge.cli.supervise import default_processes, supervise
+from bridge.cli.supervise import supervise, worker_processes
 from bridge.container import build_services
 from bridge.logging import configure_logging
 from bridge.settings import Settings, load_settings
@@ -124,7 +124,7 @@ def _names_a_node(celery_args: tuple[str, ...]) -> bool:
     type=click.IntRange(min=1),
     default=None,
     help="Worker processes, each with its own pool (default "
-    "BRIDGE_WORKER_PROCESSES, else one per CPU, at most 4).",
+    "BRIDGE_WORKER_PROCESSES, else for threads one per CPU, at most 4; else 1).",
 )
 @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_obj
@@ -142,7 +142,7 @@ def worker(
         concurrency = DEFAULT_THREADS
     if concurrency:
         args += ["--concurrency", str(concurrency)]
-    count = processes or settings.worker_processes or default_processes()
+    count = worker_processes(processes or settings.worker_processes, pool)
     if count == 1:
         _exec_celery([*args, *celery_args])
         return

@@ -38,6 +38,17 @@ def default_processes(limit: int = 4) -> int:
     return max(1, min(cpus, limit))
 
 
+def worker_processes(asked: int | None, pool: str) -> int:
+    """How many worker processes to run: as asked, else one per CPU for threads.
+
+    Prefork already runs a process per CPU, and solo is one task at a time by
+    design: both default to a single process.
+    """
+    if asked is not None:
+        return asked
+    return default_processes() if pool == "threads" else 1
+
+
 def _die_with_parent() -> None:
     """In the child, before exec: SIGTERM when the supervisor dies (Linux only)."""
     name = ctypes.util.find_library("c")
