@@ -1,7 +1,8 @@
-"""How many of each server's orders are competing for its next tokens right now.
+"""How many more of each server's orders may compete for its next tokens: `room`.
 
-The dispatcher and the engine both bound these by `orders_db.contender_cap` (more
-contenders only buy refused tokens). A contender is an order holding a live lease,
+The dispatcher starts at most that many per tick, and the engine sends an order
+refused a token back by itself only while it is not negative (more contenders only
+buy refused tokens). A contender is an order holding a live lease,
 or one whose message is on its way to a worker (`orders_db.budget_contenders`),
 minus the orders inside a long panel call: those hold their token and in-flight
 slot already. Without that, a slow panel (3 s a call) could have only
@@ -16,6 +17,7 @@ the rare call that is not an order's (usage, SSO, a package refresh): that can
 admit a few more contenders, never more calls than the in-flight cap.
 """
 
+import math
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -26,8 +28,24 @@ from bridge.container import Services
 from bridge.db import orders as orders_db
 from bridge.db.models import Server
 
+# Contenders beyond one tick's worth of tokens: one order ready to take the next
+# token while another finishes, waits for a certificate or backs off.
+_SPARE_CONTENDERS = 1
 
-def waiting_contenders(
+
+def contender_cap(server: Server, dispatch_interval: float) -> int:
+    """How many of a server's orders may compete for its budget at once.
+
+    A single order can use every token of a 60/min panel by itself (its next
+    step comes back when the next token is free); more contenders only buy
+    refusals: each one a lease, a refused token and a release, thousands a
+    second with a backlog (bench/fleet.py measured 9.5 refusals per call).
+    """
+    per_tick = math.ceil(server.rate_limit_per_min * dispatch_interval / 60)
+    return max(1, per_tick) + _SPARE_CONTENDERS
+
+
+def room(
     services: Services,
     session: Session,
     now: datetime,
@@ -35,13 +53,22 @@ def waiting_contenders(
     *,
     grace: timedelta,
 ) -> dict[uuid.UUID, int]:
-    """Per server id: its orders competing for its next tokens (0 when none)."""
+    """Per server id: its cap minus its contenders (negative when over the cap)."""
     only = servers[0].id if len(servers) == 1 else None
     contenders = orders_db.budget_contenders(session, now, grace=grace, server_id=only)
-    long_calls = services.panels.calls_in_flight(
-        [s.name for s in servers], older_than=services.settings.dispatch_interval
+    # Only a server with contenders can have calls to discount: an idle fleet's
+    # tick asks Redis nothing.
+    busy = [s.name for s in servers if contenders.get(s.id, 0) > 0]
+    long_calls = (
+        services.panels.calls_in_flight(
+            busy, older_than=services.settings.dispatch_interval
+        )
+        if busy
+        else {}
     )
+    interval = services.settings.dispatch_interval
     return {
-        s.id: max(0, contenders.get(s.id, 0) - long_calls.get(s.name, 0))
+        s.id: contender_cap(s, interval)
+        - max(0, contenders.get(s.id, 0) - long_calls.get(s.name, 0))
         for s in servers
     }

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from bridge.callbacks import find_due_callbacks
 from bridge.container import Services
-from bridge.contention import waiting_contenders
+from bridge.contention import room
 from bridge.db import orders as orders_db
 from bridge.db import servers as servers_db
 from bridge.db.models import Order, Server
@@ -74,16 +74,15 @@ def _tick_budgets(
 ) -> dict[uuid.UUID, int]:
     """How many orders each server can usefully start this tick.
 
-    At most `contender_cap` of a server's orders compete for its budget at
-    once, counting those already running or coming back for a token: more only
-    make workers lease, be refused a token and release, which with thousands
-    due on a 60/min panel is thousands of wasted transactions a second
-    (bridge.contention says who counts). A server whose circuit is open gets
-    none; its probe goes out once the circuit's wait is over.
+    Its room (bridge.contention): at most `contender_cap` of a server's orders
+    compete for its budget at once, counting those already running or coming
+    back for a token; more only make workers lease, be refused a token and
+    release, which with thousands due on a 60/min panel is thousands of wasted
+    transactions a second. A server whose circuit is open gets none; its probe
+    goes out once the circuit's wait is over.
     """
-    interval = services.settings.dispatch_interval
     servers = list(session.scalars(select(Server)))
-    waiting = waiting_contenders(services, session, now, servers, grace=grace)
+    free = room(services, session, now, servers, grace=grace)
     budgets: dict[uuid.UUID, int] = {}
     for server in servers:
         if server.auth_error is not None or (
@@ -93,8 +92,7 @@ def _tick_budgets(
             # circuit for its probe time.
             budgets[server.id] = 0
         else:
-            cap = orders_db.contender_cap(server, interval)
-            budgets[server.id] = max(0, cap - waiting[server.id])
+            budgets[server.id] = max(0, free[server.id])
     return budgets
 
 

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from bridge import metrics
 from bridge.callbacks import schedule_callback
 from bridge.container import Services
-from bridge.contention import waiting_contenders
+from bridge.contention import room
 from bridge.db import orders as orders_db
 from bridge.db import servers as servers_db
 from bridge.db.models import Order, Server, Step
@@ -461,15 +461,8 @@ def _too_many_contenders(
     server = order.server
     if server is None:
         return False
-    settings = services.settings
-    waiting = waiting_contenders(
-        services,
-        session,
-        now,
-        [server],
-        grace=timedelta(seconds=settings.lease_seconds),
-    )[server.id]
-    return waiting > orders_db.contender_cap(server, settings.dispatch_interval)
+    grace = timedelta(seconds=services.settings.lease_seconds)
+    return room(services, session, now, [server], grace=grace)[server.id] < 0
 
 
 def _count(services: Services, session: Session, it: "_Settling") -> None:

@@ -49,7 +49,7 @@ class HeapTrimmer:
         if self._trim is None or self._thread is not None:
             return False
         self._thread = threading.Thread(
-            target=self._run, name="heap-trimmer", daemon=True
+            target=self._run, args=(self._trim,), name="heap-trimmer", daemon=True
         )
         self._thread.start()
         return True
@@ -60,9 +60,7 @@ class HeapTrimmer:
             self._thread.join(timeout=5)
             self._thread = None
 
-    def _run(self) -> None:
-        trim = self._trim
-        assert trim is not None  # noqa: S101 - start() checked it
+    def _run(self, trim: Any) -> None:
         # A housekeeping thread waiting on its timer, not a task waiting on budget.
         while not self._stop.wait(self.interval):
             try:

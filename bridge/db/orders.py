@@ -11,7 +11,6 @@ hosts may disagree by less than a third of BRIDGE_LEASE_SECONDS (the heartbeat
 renews every third): run NTP on every host.
 """
 
-import math
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,7 +18,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session, aliased, selectinload
 
-from bridge.db.models import Order, Server, Step
+from bridge.db.models import Order, Step
 from bridge.domain.states import OrderStatus, StepStatus, WaitReason
 from bridge.errors import NotFoundError, StaleOrderError
 
@@ -30,22 +29,6 @@ BLOCKING_STATUSES = (*LIVE_STATUSES, OrderStatus.AWAITING_CAPACITY)
 
 # Waits that end when the server can take a call: a token, an in-flight slot.
 BUDGET_WAITS = (WaitReason.RATE_LIMITED, WaitReason.PANEL_BUSY)
-# Contenders beyond one tick's worth of tokens: one order ready to take the next
-# token while another finishes, waits for a certificate or backs off.
-_SPARE_CONTENDERS = 1
-
-
-def contender_cap(server: Server, dispatch_interval: float) -> int:
-    """How many of a server's orders may compete for its budget at once.
-
-    A single order can use every token of a 60/min panel by itself (its next
-    step comes back when the next token is free); more contenders only buy
-    refusals: each one a lease, a refused token and a release, thousands a
-    second with a backlog (bench/fleet.py measured 9.5 refusals per call).
-    Orders inside a long panel call are not contenders (bridge.contention).
-    """
-    per_tick = math.ceil(server.rate_limit_per_min * dispatch_interval / 60)
-    return max(1, per_tick) + _SPARE_CONTENDERS
 
 
 def budget_contenders(
