@@ -17,10 +17,14 @@ One JSON line per target:
   {"target", "db", "api_workers", "saturated": {"orders_per_s", "p50_ms", "p90_ms",
    "p99_ms", "non2xx", "socket_errors"}, "paced": {...}, "rows", "ratio"}
 ratio = bridge saturated orders/s / floor saturated orders/s on the same database.
+--floor-stages insert,validated,published also measures the floor plus the bridge's
+body validation, then plus its after-commit publish (bench/intake_floor.py): the
+ceiling those mandatory parts set on the ratio, printed as target "floor+<stage>".
 --profile FILE also records the saturated phase of bridge api (1 worker, PostgreSQL)
 with py-spy (every thread; collapsed stacks).
 
-Usage: .venv/bin/python -m bench.intake [--seconds 10] [--api-workers 1,2] [--smoke]
+Usage: .venv/bin/python -m bench.intake [--seconds 10] [--api-workers 1,2]
+       [--floor-stages insert,validated,published] [--smoke]
 """
 
 import sys
@@ -61,6 +65,7 @@ from bench.support import (
     wait_http,
 )
 from bridge.db.session import make_engine
+from bridge.queue import broker_url
 
 LUA = Path(__file__).with_name("intake.lua")
 MAX_RATE = 2500  # orders/s a request file is sized for (more shows as non2xx)
@@ -174,14 +179,18 @@ def count_rows(url: str, table: str) -> int:
         engine.dispose()
 
 
-def floor_target(run: Run, kids: Children, url: str) -> dict[str, Any]:
+def floor_target(
+    run: Run, kids: Children, url: str, stage: str = "insert"
+) -> dict[str, Any]:
     recreate_database(url)
+    flush_redis(BENCH_REDIS)
     port = free_port()
     argv = [
         sys.executable, "-m", "bench.intake_floor", "--database-url", url,
-        "--port", str(port), "--secret", INTAKE_SECRET,
+        "--port", str(port), "--secret", INTAKE_SECRET, "--stage", stage,
+        "--broker-url", broker_url(BENCH_REDIS),
     ]  # fmt: skip
-    proc = kids.start("floor", argv, {**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = kids.start(f"floor-{stage}", argv, {**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz", proc)
         result = phases(run, port, None, proc)
@@ -249,6 +258,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--paced-share", type=float, default=0.5)
     parser.add_argument("--dbs", default="postgresql,sqlite")
     parser.add_argument("--api-workers", default="1")
+    parser.add_argument(
+        "--floor-stages",
+        default="insert",
+        help="also measure the floor plus validation / plus publish (ceilings)",
+    )
     parser.add_argument("--profile", type=Path, default=None)
     parser.add_argument("--smoke", action="store_true", help="1 s phases, 2 conns")
     args = parser.parse_args(argv)
@@ -268,6 +282,17 @@ def main(argv: list[str] | None = None) -> int:
             )
             floor = floor_target(run, kids, floor_url)
             print(json.dumps({"target": "floor", "db": db, **floor}), flush=True)
+            for stage in args.floor_stages.split(","):
+                if stage == "insert":
+                    continue
+                ceiling = floor_target(run, kids, floor_url, stage)
+                share = (
+                    ceiling["saturated"]["orders_per_s"]
+                    / floor["saturated"]["orders_per_s"]
+                )
+                line = {"target": f"floor+{stage}", "db": db}
+                line.update(ceiling, ratio=round(share, 3))
+                print(json.dumps(line), flush=True)
             for workers in (int(w) for w in args.api_workers.split(",")):
                 url = (
                     pg_url("intake")

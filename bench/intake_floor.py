@@ -5,7 +5,18 @@ same secret, same skew rule), parses the JSON and INSERTs one row through SQLAlc
 on an engine built exactly like the bridge's (`bridge.db.session.make_engine`), then
 answers 202. No validation, no plan, no broker.
 
-Usage: python -m bench.intake_floor --database-url URL --port P
+`--stage` adds, one at a time, the parts of intake that design.md §1 makes mandatory
+but that are not persistence, so the bench can show the ceiling they set:
+
+  insert     the floor above
+  validated  + the body validated into the bridge's own `OrderIn` (strict types,
+             bounds, NUL checks: FastAPI, as the bridge's route) and its duplicate
+             digest, before the INSERT
+  published  + the "run order" message sent after commit through the bridge's own
+             `CeleryEnqueuer.send_later` (design.md §1.2: intake enqueues for latency)
+
+Usage: python -m bench.intake_floor --database-url URL --port P [--stage S]
+       [--broker-url URL]
 """
 
 import argparse
@@ -19,8 +30,13 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import JSON, Column, MetaData, String, Table, insert
 
+from bridge.api.schemas import OrderIn, canonical_body
 from bridge.api.signing import signature
 from bridge.db.session import make_engine
+from bridge.intake import body_digest
+from bridge.queue import RUN_ORDER_TASK, CeleryEnqueuer
+
+STAGES = ("insert", "validated", "published")
 
 MAX_SKEW = 300
 metadata = MetaData()
@@ -33,9 +49,12 @@ floor_orders = Table(
 )
 
 
-def create_app(database_url: str, secret: str) -> FastAPI:
+def create_app(
+    database_url: str, secret: str, stage: str = "insert", broker_url: str = ""
+) -> FastAPI:
     engine = make_engine(database_url)
     metadata.create_all(engine)
+    enqueuer = CeleryEnqueuer(broker_url) if stage == "published" else None
     app = FastAPI()
 
     async def verified(request: Request) -> bytes:
@@ -49,17 +68,31 @@ def create_app(database_url: str, secret: str) -> FastAPI:
             raise HTTPException(401, "bad signature")
         return body
 
-    @app.post("/v1/orders")
-    def post_order(body: bytes = Depends(verified)) -> JSONResponse:
-        data = json.loads(body)
+    def insert_row(order_id: str, data: object) -> str:
         row_id = str(uuid.uuid4())
         with engine.begin() as conn:
             conn.execute(
-                insert(floor_orders).values(
-                    id=row_id, order_id=data["order_id"], body=data
-                )
+                insert(floor_orders).values(id=row_id, order_id=order_id, body=data)
             )
-        return JSONResponse({"id": row_id}, status_code=202)
+        return row_id
+
+    if stage == "insert":
+
+        @app.post("/v1/orders")
+        def post_order(body: bytes = Depends(verified)) -> JSONResponse:
+            data = json.loads(body)
+            row_id = insert_row(data["order_id"], data)
+            return JSONResponse({"id": row_id}, status_code=202)
+
+    else:
+
+        @app.post("/v1/orders", dependencies=[Depends(verified)])
+        def post_validated(order: OrderIn) -> JSONResponse:
+            digest = body_digest(canonical_body(order))
+            row_id = insert_row(order.order_id, {"digest": digest})
+            if enqueuer is not None:
+                enqueuer.send_later(RUN_ORDER_TASK, row_id)
+            return JSONResponse({"id": row_id}, status_code=202)
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
@@ -73,8 +106,10 @@ def main() -> None:
     parser.add_argument("--database-url", required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--secret", required=True)
+    parser.add_argument("--stage", choices=STAGES, default="insert")
+    parser.add_argument("--broker-url", default="")
     args = parser.parse_args()
-    app = create_app(args.database_url, args.secret)
+    app = create_app(args.database_url, args.secret, args.stage, args.broker_url)
     uvicorn.run(
         app, host="127.0.0.1", port=args.port, log_config=None, access_log=False
     )
