@@ -17,14 +17,15 @@ One JSON line per target:
   {"target", "db", "api_workers", "saturated": {"orders_per_s", "p50_ms", "p90_ms",
    "p99_ms", "non2xx", "socket_errors"}, "paced": {...}, "rows", "ratio"}
 ratio = bridge saturated orders/s / floor saturated orders/s on the same database.
---floor-stages insert,validated,published also measures the floor plus the bridge's
-body validation, then plus its after-commit publish (bench/intake_floor.py): the
-ceiling those mandatory parts set on the ratio, printed as target "floor+<stage>".
+--floor-stages insert,validated,published,rows also measures the floor plus the
+bridge's body validation, then plus its after-commit publish, then writing the
+design's rows instead of one (bench/intake_floor.py): the ceiling those mandatory
+parts set on the ratio, printed as target "floor+<stage>" with its ratio to the floor.
 --profile FILE also records the saturated phase of bridge api (1 worker, PostgreSQL)
 with py-spy (every thread; collapsed stacks).
 
 Usage: .venv/bin/python -m bench.intake [--seconds 10] [--api-workers 1,2]
-       [--floor-stages insert,validated,published] [--smoke]
+       [--floor-stages insert,validated,published,rows] [--smoke]
 """
 
 import sys
@@ -196,7 +197,8 @@ def floor_target(
         result = phases(run, port, None, proc)
     finally:
         kids.stop(proc)
-    return {**result, "rows": count_rows(url, "floor_orders")}
+    table = "floor_plan_orders" if stage == "rows" else "floor_orders"
+    return {**result, "rows": count_rows(url, table)}
 
 
 def py_spy(

@@ -14,6 +14,11 @@ but that are not persistence, so the bench can show the ceiling they set:
              digest, before the INSERT
   published  + the "run order" message sent after commit through the bridge's own
              `CeleryEnqueuer.send_later` (design.md §1.2: intake enqueues for latency)
+  rows       + instead of the one row, the rows design.md §1.1 and §3 ask intake
+             to write in its one transaction for a create with SSL and a mailbox:
+             a service, an order, its 5 steps (one executemany), an audit entry
+             and an intake record, in tables of the bridge's column counts, with
+             Core and no reads (what persistence costs with nothing else)
 
 Usage: python -m bench.intake_floor --database-url URL --port P [--stage S]
        [--broker-url URL]
@@ -36,7 +41,7 @@ from bridge.db.session import make_engine
 from bridge.intake import body_digest
 from bridge.queue import RUN_ORDER_TASK, CeleryEnqueuer
 
-STAGES = ("insert", "validated", "published")
+STAGES = ("insert", "validated", "published", "rows")
 
 MAX_SKEW = 300
 metadata = MetaData()
@@ -47,6 +52,28 @@ floor_orders = Table(
     Column("order_id", String(255), unique=True, nullable=False),
     Column("body", JSON, nullable=False),
 )
+
+
+def _wide(name: str, width: int) -> Table:
+    """A table of `width` columns like a bridge table: an id, a JSON body, text."""
+    extra = [Column(f"c{n}", String(255)) for n in range(width - 2)]
+    return Table(
+        name,
+        metadata,
+        Column("id", String(36), primary_key=True),
+        Column("body", JSON),
+        *extra,
+    )
+
+
+# The widths of the bridge's services, orders, steps, audit_log, intake_requests.
+PLAN_TABLES = {
+    name: _wide(f"floor_plan_{name}", width)
+    for name, width in (
+        ("services", 14), ("orders", 28), ("steps", 20), ("audit", 9), ("intake", 6)
+    )
+}  # fmt: skip
+PLANNED_STEPS = 5  # create user, domain, SSL, mailbox, poll
 
 
 def create_app(
@@ -76,6 +103,22 @@ def create_app(
             )
         return row_id
 
+    def insert_plan(order_id: str, data: dict[str, object]) -> str:
+        def row(table: str) -> dict[str, object]:
+            width = len(PLAN_TABLES[table].columns)
+            texts = {f"c{k}": f"{order_id}:{k}" for k in range(width - 2)}
+            return {"id": str(uuid.uuid4()), "body": data, **texts}
+
+        order = row("orders")
+        with engine.begin() as conn:
+            conn.execute(insert(PLAN_TABLES["services"]), row("services"))
+            conn.execute(insert(PLAN_TABLES["orders"]), order)
+            steps = [row("steps") for _ in range(PLANNED_STEPS)]
+            conn.execute(insert(PLAN_TABLES["steps"]), steps)
+            conn.execute(insert(PLAN_TABLES["audit"]), row("audit"))
+            conn.execute(insert(PLAN_TABLES["intake"]), row("intake"))
+        return str(order["id"])
+
     if stage == "insert":
 
         @app.post("/v1/orders")
@@ -89,7 +132,10 @@ def create_app(
         @app.post("/v1/orders", dependencies=[Depends(verified)])
         def post_validated(order: OrderIn) -> JSONResponse:
             digest = body_digest(canonical_body(order))
-            row_id = insert_row(order.order_id, {"digest": digest})
+            if stage == "rows":
+                row_id = insert_plan(order.order_id, {"digest": digest})
+            else:
+                row_id = insert_row(order.order_id, {"digest": digest})
             if enqueuer is not None:
                 enqueuer.send_later(RUN_ORDER_TASK, row_id)
             return JSONResponse({"id": row_id}, status_code=202)

@@ -57,13 +57,19 @@ def numbers(mapping: dict[str, Any], *keys: str) -> None:
 @pytest.mark.timeout(300)
 def test_intake_bench_compares_bridge_to_the_floor_on_both_databases() -> None:
     lines = run_bench(
-        "bench.intake", "--smoke", "--floor-stages", "insert,validated,published"
+        "bench.intake", "--smoke", "--floor-stages", "insert,validated,published,rows"
     )
     targets = [(line["target"], line["db"]) for line in lines]
     assert targets == [
         (target, db)
         for db in ("postgresql", "sqlite")
-        for target in ("floor", "floor+validated", "floor+published", "bridge")
+        for target in (
+            "floor",
+            "floor+validated",
+            "floor+published",
+            "floor+rows",
+            "bridge",
+        )
     ]
     for line in lines:
         for phase in ("saturated", "paced"):
