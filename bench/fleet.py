@@ -12,7 +12,8 @@ Cases: `healthy` (all panels fine) and `faulty` (panel N-1 answers every call 3 
 panel N fails 50 % of its writes with a 500). One JSON line per case and repeat:
 
   {"case", "pool", "concurrency", "panels", "seconds", "calls_per_min",
-   "limit_sum_per_min", "utilization", "calls_429", "slowest_share",
+   "limit_sum_per_min", "utilization", "calls_429", "worker_cpu_ms_per_call",
+   "slowest_share",
    "healthy_panels", "healthy_calls_per_min", "healthy_latency_p50_s",
    "healthy_latency_p90_s", "healthy_orders_completed", "slow_panel_share",
    "failing_panel_share", "min_backlog_left", "call_gap_s"}
@@ -54,6 +55,7 @@ from bench.support import (
     BridgeEnv,
     Children,
     children,
+    cpu_seconds,
     flush_redis,
     fresh_bridge_database,
     machine,
@@ -258,13 +260,15 @@ def run_case(args: argparse.Namespace, case: str, tmp: Path) -> dict[str, Any]:
             worker += ["--concurrency", str(args.concurrency)]
         if args.processes:
             worker += ["--processes", str(args.processes)]
-        kids.bridge("worker", [*worker, "--without-mingle"], env)
+        worker_proc = kids.bridge("worker", [*worker, "--without-mingle"], env)
         kids.bridge("beat", ["beat"], env)
         wait_first_completion(env)  # worker start-up is not part of the window
         time.sleep(args.warmup)
         start = datetime.now(UTC)
+        cpu_before = cpu_seconds(worker_proc)
         time.sleep(args.seconds)
         end = datetime.now(UTC)
+        worker_cpu = cpu_seconds(worker_proc) - cpu_before
         left = backlog_left(env)
         counts, gaps = calls_in_window(base, names, start, end)
         lat = latencies(env, names[:-2] if len(names) > 2 else names, start, end)
@@ -284,6 +288,11 @@ def run_case(args: argparse.Namespace, case: str, tmp: Path) -> dict[str, Any]:
         "limit_sum_per_min": args.limit * args.panels,
         "utilization": round(total / (args.limit * args.panels), 4),
         "calls_429": sum(c["429"] for c in counts.values()),
+        # Worker CPU (every process) per panel call in the window: what the
+        # engine spends around each call, refusals included.
+        "worker_cpu_ms_per_call": round(
+            1000 * worker_cpu / max(1, sum(c["calls"] for c in counts.values())), 2
+        ),
         "slowest_share": round(min(per_min[n] for n in healthy) / args.limit, 4),
         "healthy_panels": len(compared),
         "healthy_calls_per_min": round(sum(per_min[n] for n in compared), 1),

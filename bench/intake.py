@@ -44,7 +44,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import psutil
 from sqlalchemy import text
 
 from bench.support import (
@@ -53,6 +52,7 @@ from bench.support import (
     BridgeEnv,
     Children,
     children,
+    cpu_seconds,
     create_body,
     flush_redis,
     free_port,
@@ -138,16 +138,6 @@ def wrk(run: Run, port: int, load: Load) -> dict[str, Any]:
         "non2xx": raw["non2xx"],
         "socket_errors": raw["socket_errors"],
     }
-
-
-def cpu_seconds(proc: subprocess.Popen[bytes]) -> float:
-    """CPU time of a server process and its children (API workers)."""
-    root = psutil.Process(proc.pid)
-    total = 0.0
-    for p in [root, *root.children(recursive=True)]:
-        times = p.cpu_times()
-        total += times.user + times.system
-    return total
 
 
 def phases(

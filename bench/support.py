@@ -337,3 +337,13 @@ def machine() -> dict[str, Any]:
         "load_avg": [round(x, 2) for x in os.getloadavg()],
         "python": sys.version.split()[0],
     }
+
+
+def cpu_seconds(proc: subprocess.Popen[bytes]) -> float:
+    """CPU seconds of a process and its children (API or worker processes)."""
+    root = psutil.Process(proc.pid)
+    total = 0.0
+    for p in [root, *root.children(recursive=True)]:
+        times = p.cpu_times()
+        total += times.user + times.system
+    return total

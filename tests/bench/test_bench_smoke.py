@@ -92,11 +92,13 @@ def test_fleet_bench_reports_budget_use_and_the_healthy_panels() -> None:
         "calls_per_min",
         "utilization",
         "calls_429",
+        "worker_cpu_ms_per_call",
         "slowest_share",
         "healthy_calls_per_min",
         "healthy_latency_p50_s",
     )
     assert line["limit_sum_per_min"] == 3 * 60
+    assert line["worker_cpu_ms_per_call"] > 0  # the worker did work in the window
 
 
 @pytest.mark.timeout(300)

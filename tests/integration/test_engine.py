@@ -4,10 +4,12 @@ import dataclasses
 import time
 
 import pytest
+from sqlalchemy import event
 
 from bridge.container import Services
 from bridge.db.models import Server
 from bridge.domain.states import OrderStatus, ServiceStatus, StepStatus
+from bridge.engine import run_order
 from bridge.errors import InvalidOrderError
 from tests.factories import create_spec, drive, load, submit
 from tests.simctl import FakeClock, SimControl
@@ -47,8 +49,6 @@ def test_ssl_pending_is_polled_until_active(
 ) -> None:
     order_uuid = submit(services, create_spec(mailboxes=()))
     for _ in range(3):
-        from bridge.engine import run_order
-
         run_order(services, order_uuid)
     order = load(services, order_uuid)
     assert order.status is OrderStatus.WAITING
@@ -89,8 +89,6 @@ def test_rate_limit_storm_waits_without_burning_attempts(
 ) -> None:
     sim.faults(storm_seconds=4)  # its Retry-After blocks the shared bucket in real time
     order_uuid = submit(services, create_spec(ssl=False, mailboxes=()))
-    from bridge.engine import run_order
-
     run_order(services, order_uuid)
     order = load(services, order_uuid)
     assert order.status is OrderStatus.WAITING
@@ -100,6 +98,33 @@ def test_rate_limit_storm_waits_without_burning_attempts(
     order = drive(services, order_uuid, clock, sim)
     assert order.status is OrderStatus.COMPLETED
     assert sim.ledger()["user"] == {"user1": 1}
+
+
+def test_a_run_refused_its_token_commits_twice_and_sends_nothing(
+    services: Services, server: Server, sim: SimControl, clock: FakeClock
+) -> None:
+    """The lease and the first step's preparation share one transaction."""
+    sim.faults(storm_seconds=4)  # the first call's 429 blocks the bucket (real time)
+    first = submit(services, create_spec(1, ssl=False, mailboxes=()))
+    second = submit(services, create_spec(2, ssl=False, mailboxes=()))
+    run_order(services, first)
+    sent = len(sim.requests())
+    commits: list[object] = []
+    listener = commits.append
+    event.listen(services.engine, "commit", listener)
+    try:
+        run_order(services, second)
+    finally:
+        event.remove(services.engine, "commit", listener)
+    assert len(commits) == 2  # lease + prepare, then the refusal's release
+    assert len(sim.requests()) == sent  # refused before anything was sent
+    order = load(services, second)
+    assert order.status is OrderStatus.WAITING
+    assert order.wait_reason is not None
+    assert order.wait_reason.value == "rate_limited"
+    assert order.lease_owner is None
+    assert order.steps[0].status is StepStatus.PENDING
+    assert order.steps[0].attempts == 0
 
 
 def test_user_made_on_the_panel_with_another_email_fails_as_conflict(
@@ -161,7 +186,6 @@ def _age_first_send(services: Services, order_uuid: object, hours: float) -> Non
 def test_step_older_than_the_key_window_reads_before_resending(
     services: Services, server: Server, sim: SimControl, clock: FakeClock
 ) -> None:
-    from bridge.engine import run_order
 
     sim.faults(drop_after_apply_rate=1.0)  # applied on the panel, answer lost
     order_uuid = submit(services, create_spec(mailboxes=()))
@@ -250,7 +274,6 @@ def test_every_create_whose_answer_is_lost_happens_once_keyed_or_not(
 def test_old_step_read_as_absent_is_sent_again_without_rereading(
     services: Services, server: Server, sim: SimControl, clock: FakeClock
 ) -> None:
-    from bridge.engine import run_order
 
     sim.faults(error_rate=1.0)  # 500 on every write: nothing applied, outcome unknown
     order_uuid = submit(services, create_spec(ssl=False, mailboxes=(), domain=None))
