@@ -2,6 +2,7 @@
 subprocess (its own API, workers, beat and simulator), judged by its JSON verdict."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -30,8 +31,17 @@ def test_smoke_chaos_run_creates_nothing_twice_loses_nothing_and_matches_panels(
 ) -> None:
     args = [sys.executable, "-m", "bench.chaos", "--smoke", "--workdir", str(tmp_path)]
     args += ["--database-url", chaos_database_url(), "--redis-url", suite_redis_url()]
+    # Its processes run without coverage: the engine's paths are measured by the
+    # in-process tests, and tracing a dozen processes cost the suite half a minute.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_")}
     done = subprocess.run(
-        args, cwd=REPO, capture_output=True, text=True, timeout=400, check=False
+        args,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=400,
+        check=False,
     )
     assert done.stdout, done.stderr[-3000:]
     report = json.loads(done.stdout)
