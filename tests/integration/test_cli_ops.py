@@ -20,7 +20,9 @@ from tests.factories import drive, load, submit
 from tests.ops_support import audit_rows, failed_create, small_create
 from tests.simctl import FakeClock, SimControl
 
-pytestmark = pytest.mark.integration
+# Each test runs the CLI as a subprocess up to a dozen times, ~2-4 s apiece on a
+# slow 2-vCPU machine under coverage: the suite's 60 s default is too tight.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
 
 def bridge(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
