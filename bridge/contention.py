@@ -54,19 +54,15 @@ def room(
     grace: timedelta,
 ) -> dict[uuid.UUID, int]:
     """Per server id: its cap minus its contenders (negative when over the cap)."""
+    interval = services.settings.dispatch_interval
     only = servers[0].id if len(servers) == 1 else None
     contenders = orders_db.budget_contenders(session, now, grace=grace, server_id=only)
     # Only a server with contenders can have calls to discount: an idle fleet's
     # tick asks Redis nothing.
     busy = [s.name for s in servers if contenders.get(s.id, 0) > 0]
     long_calls = (
-        services.panels.calls_in_flight(
-            busy, older_than=services.settings.dispatch_interval
-        )
-        if busy
-        else {}
+        services.panels.calls_in_flight(busy, older_than=interval) if busy else {}
     )
-    interval = services.settings.dispatch_interval
     return {
         s.id: contender_cap(s, interval)
         - max(0, contenders.get(s.id, 0) - long_calls.get(s.name, 0))

@@ -109,7 +109,11 @@ def run_order(services: Services, order_uuid: uuid.UUID) -> None:
     lease = opened.lease
     structlog.contextvars.bind_contextvars(order=str(order_uuid))
     try:
-        more = _run_next_step(services, lease, opened)
+        more = (
+            _run_prepared(services, lease, opened.step)
+            if opened.prepared
+            else _run_next_step(services, lease)
+        )
         while more:
             more = _run_next_step(services, lease)
     except StaleOrderError:
@@ -146,27 +150,25 @@ def _open(services: Services, order_uuid: uuid.UUID) -> _Opened | None:
     return None if lease is None else _Opened(lease, prepared=False, step=None)
 
 
-def _run_next_step(
-    services: Services, lease: Lease, opened: _Opened | None = None
-) -> bool:
+def _run_next_step(services: Services, lease: Lease) -> bool:
     """Run one step; True when the next step should follow right away.
-
-    `opened`: the run's first step, already prepared with the lease (`_open`).
 
     The one guard of STYLE.md §2.3 rule 3: anything unexpected (a secret that no
     longer decrypts, a malformed stored body, a bug) is recorded on the step as
     `internal`, counts an attempt and follows the retry policy, so an order can
     never stay running forever or block its service's later orders.
     """
-    if opened is not None and opened.prepared:
-        prepared = opened.step
-    else:
-        try:
-            prepared = _prepare(services, lease)
-        except StaleOrderError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - the one guard (see docstring)
-            return _settle_internal(services, lease, None, exc)
+    try:
+        prepared = _prepare(services, lease)
+    except StaleOrderError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the one guard (see docstring)
+        return _settle_internal(services, lease, None, exc)
+    return _run_prepared(services, lease, prepared)
+
+
+def _run_prepared(services: Services, lease: Lease, prepared: _Prepared | None) -> bool:
+    """Send a prepared step (None: nothing to send) and settle it, guarded likewise."""
     if prepared is None:
         return False
     log.info(

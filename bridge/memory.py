@@ -12,7 +12,6 @@ Only where the C library has `malloc_trim` (glibc); elsewhere it does nothing.
 """
 
 import ctypes
-import ctypes.util
 import threading
 from typing import Any
 
@@ -22,11 +21,9 @@ log = structlog.get_logger(__name__)
 
 
 def _malloc_trim() -> Any | None:
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
+    # CDLL(None): the symbols already loaded into this process, libc's included.
     try:
-        return getattr(ctypes.CDLL(name), "malloc_trim", None)
+        return getattr(ctypes.CDLL(None), "malloc_trim", None)
     except OSError:
         return None
 

@@ -65,6 +65,17 @@ def suite_redis_url() -> str:
     return urlunsplit(parts._replace(path=f"/{base + worker}"))
 
 
+def untraced_environ(*drop_prefixes: str) -> dict[str, str]:
+    """This environment for a subprocess that coverage must not trace.
+
+    For the benchmark and chaos runs: they check behaviour, the rest of the suite
+    measures the code, and tracing every process they start costs the suite's
+    time budget. `drop_prefixes`: further variables to leave out.
+    """
+    drop = ("COVERAGE_", *drop_prefixes)
+    return {k: v for k, v in os.environ.items() if not k.startswith(drop)}
+
+
 def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 

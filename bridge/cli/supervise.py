@@ -17,12 +17,11 @@ Rules, so that systemd (or a terminal) sees one well-behaved service:
 """
 
 import ctypes
-import ctypes.util
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType
 
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP)
@@ -49,12 +48,19 @@ def worker_processes(asked: int | None, pool: str) -> int:
     return default_processes() if pool == "threads" else 1
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: SIGTERM when the supervisor dies (Linux only)."""
-    name = ctypes.util.find_library("c")
-    if name is None or not sys.platform.startswith("linux"):
-        return
-    ctypes.CDLL(name, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+def _death_signal() -> Callable[[], None] | None:
+    """What each child runs before exec: SIGTERM when the supervisor dies.
+
+    Resolved once, in the supervisor: the child only makes the system call
+    (looking libc up there would run a linker query between fork and exec).
+    None where there is no `prctl` (not Linux).
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = getattr(ctypes.CDLL(None), "prctl", None)  # libc, already loaded
+    if prctl is None:
+        return None
+    return lambda: prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _exit_status(returncode: int) -> int:
@@ -75,13 +81,14 @@ def supervise(commands: Sequence[Sequence[str]]) -> int:
 
     for signum in FORWARDED:
         signal.signal(signum, forward)
+    die_with_us = _death_signal()
     for argv in commands:
         children.append(
             # preexec_fn is unsafe only with threads; the supervisor has none.
             subprocess.Popen(  # noqa: S603 - our own argv
                 list(argv),
                 start_new_session=True,
-                preexec_fn=_die_with_parent,  # noqa: PLW1509
+                preexec_fn=die_with_us,  # noqa: PLW1509
             )
         )
     first = _wait_any(children)

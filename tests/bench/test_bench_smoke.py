@@ -9,7 +9,6 @@ minute and a half of the suite's ten.
 """
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import make_url
 
-from tests.infra import suite_database_url, suite_redis_url
+from tests.infra import suite_database_url, suite_redis_url, untraced_environ
 
 pytestmark = pytest.mark.integration
 
@@ -31,11 +30,7 @@ def bench_env() -> dict[str, str]:
         pytest.fail("the benchmark smoke runs need BRIDGE_TEST_DATABASE_URL on PG")
     server = url.set(database="").render_as_string(hide_password=False)
     return {
-        **{
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("BRIDGE_", "COVERAGE_"))
-        },
+        **untraced_environ("BRIDGE_"),
         "BRIDGE_BENCH_PG_URL": server.rstrip("/") + "/",
         "BRIDGE_BENCH_DB_PREFIX": f"{url.database}_bench_",
         "BRIDGE_BENCH_REDIS_URL": suite_redis_url(),

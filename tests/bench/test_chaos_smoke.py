@@ -2,7 +2,6 @@
 subprocess (its own API, workers, beat and simulator), judged by its JSON verdict."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import make_url
 
-from tests.infra import suite_database_url, suite_redis_url
+from tests.infra import suite_database_url, suite_redis_url, untraced_environ
 
 pytestmark = pytest.mark.e2e
 
@@ -31,18 +30,11 @@ def test_smoke_chaos_run_creates_nothing_twice_loses_nothing_and_matches_panels(
 ) -> None:
     args = [sys.executable, "-m", "bench.chaos", "--smoke", "--workdir", str(tmp_path)]
     args += ["--database-url", chaos_database_url(), "--redis-url", suite_redis_url()]
-    # Its processes run without coverage: the engine's paths are measured by the
-    # in-process tests, and tracing a dozen processes cost the suite half a minute.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_")}
+    # Its dozen processes run untraced: the engine's paths are measured in-process.
     done = subprocess.run(
-        args,
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=400,
-        check=False,
-    )
+        args, cwd=REPO, env=untraced_environ(), capture_output=True, text=True,
+        timeout=400, check=False,
+    )  # fmt: skip
     assert done.stdout, done.stderr[-3000:]
     report = json.loads(done.stdout)
 
