@@ -1,6 +1,7 @@
 """The `bridge` command line: the root group and error handling."""
 
 import sys
+from collections.abc import Sequence
 
 import click
 
@@ -51,18 +52,31 @@ for command in processes.COMMANDS:
     cli.add_command(command)
 
 
-def main() -> None:
-    """Entry point: run the CLI; a configuration error is one line and exit code 2."""
+def run(args: Sequence[str] | None = None) -> int:
+    """Run the CLI on `args` (default: sys.argv) and return its exit code.
+
+    A configuration error is one line and 2; an interrupt 130; a usage error
+    click's own code; any other BridgeError its message and 1. Commands that
+    end with `raise SystemExit(n)` propagate it (main() exits with it anyway).
+    """
     try:
-        cli.main(standalone_mode=False)
+        code = cli.main(args=args, prog_name="bridge", standalone_mode=False)
     except ConfigurationError as exc:
         click.echo(f"configuration error: {exc}", err=True)
-        sys.exit(2)
+        return 2
     except click.exceptions.Abort:
-        sys.exit(130)
+        return 130
     except click.ClickException as exc:
         exc.show()
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except BridgeError as exc:
         click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+        return 1
+    # Without standalone mode click returns a command's value, or the code of a
+    # `ctx.exit(n)` (an int): only the latter is an exit status.
+    return code if isinstance(code, int) else 0
+
+
+def main() -> None:
+    """Entry point of the installed `bridge` command and `python -m bridge`."""
+    sys.exit(run())

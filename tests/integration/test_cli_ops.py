@@ -1,10 +1,8 @@
-"""The operator CLI as an operator runs it: a real `bridge` process on the test
-database (orders list/show/retry/cancel/resolve/purge, servers, tokens, audit)."""
+"""The operator CLI as an operator runs it (its entry point's code, in-process:
+tests/cli_runner.py) on the test database: orders list/show/retry/cancel/resolve/
+purge, servers, tokens, audit."""
 
 import json
-import subprocess
-import sys
-from typing import Any
 
 import pytest
 
@@ -15,30 +13,12 @@ from bridge.domain.roles import Role
 from bridge.domain.states import OrderStatus, ServiceStatus
 from bridge.settings import Settings
 from bridge.simulator import SimulatorServer
-from tests.e2e.conftest import settings_env
+from tests.cli_runner import as_json, bridge
 from tests.factories import drive, load, submit
 from tests.ops_support import audit_rows, failed_create, small_create
 from tests.simctl import FakeClock, SimControl
 
-# Each test runs the CLI as a subprocess up to a dozen times, ~2-4 s apiece on a
-# slow 2-vCPU machine under coverage: the suite's 60 s default is too tight.
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
-
-
-def bridge(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bridge", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**settings_env(settings), "COLUMNS": "200"},
-        check=False,
-    )
-
-
-def as_json(result: subprocess.CompletedProcess[str]) -> Any:
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+pytestmark = pytest.mark.integration
 
 
 def test_failed_orders_list_and_show(

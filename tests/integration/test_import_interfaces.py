@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 from bridge.container import Services
 from bridge.db.models import AuditEntry, Server, Service
 from bridge.settings import Settings
+from tests.cli_runner import as_json, bridge
 from tests.infra import ADMIN_TOKEN
-from tests.integration.test_cli_ops import as_json, bridge
 from tests.integration.test_import import run_import, seed_panel
 from tests.panel_api import PanelApi
 from tests.simctl import SimControl

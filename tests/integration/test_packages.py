@@ -19,8 +19,8 @@ from bridge.packages import (
 )
 from bridge.settings import Settings
 from bridge.simulator import SimulatorServer
+from tests.cli_runner import as_json, bridge
 from tests.factories import drive, submit
-from tests.integration.test_cli_ops import as_json, bridge
 from tests.ops_support import register_sim, small_create
 from tests.signing import create_body, encode, signed_headers
 from tests.simctl import FakeClock, SimControl

@@ -20,9 +20,9 @@ from bridge.domain.states import OrderStatus, WaitReason
 from bridge.engine import run_order
 from bridge.ops import ServerChanges, edit_server, probe_server, remove_server
 from bridge.settings import Settings
+from tests.cli_runner import as_json, bridge
 from tests.factories import create_spec, load, submit
 from tests.infra import ADMIN_TOKEN
-from tests.integration.test_cli_ops import as_json, bridge
 from tests.simctl import FakeClock, SimControl
 
 pytestmark = pytest.mark.integration

@@ -1,8 +1,8 @@
-"""`bridge sweep …` as an operator runs it (a real subprocess on the test database)."""
+"""`bridge sweep …` as an operator runs it (the CLI's entry point in-process,
+tests/cli_runner.py) on the test database."""
 
 import json
 import subprocess
-import sys
 from datetime import date, timedelta
 from typing import Any
 
@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from bridge.container import Services
 from bridge.db.models import AuditEntry, Order, Server
 from bridge.settings import Settings
-from tests.e2e.conftest import settings_env
+from tests.cli_runner import bridge as run_bridge
 from tests.seeding import seed
 
 pytestmark = pytest.mark.integration
@@ -21,14 +21,7 @@ TODAY = date(2030, 6, 15)
 
 
 def bridge(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bridge", "sweep", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**settings_env(settings), "COLUMNS": "200"},
-        check=False,
-    )
+    return run_bridge(settings, "sweep", *args)
 
 
 def order_count(services: Services) -> int:

@@ -27,8 +27,8 @@ from bridge.usage import (
     start_usage_runs,
     sync_server,
 )
+from tests.cli_runner import as_json, bridge
 from tests.factories import drive, submit
-from tests.integration.test_cli_ops import as_json, bridge
 from tests.ops_support import register_sim, small_create
 from tests.signing import signed_headers
 from tests.simctl import FakeClock, SimControl
