@@ -38,9 +38,11 @@ from tests.e2e.conftest import settings_env
 _TOUCHED_LOGGERS = ("httpx", "httpcore", "uvicorn.access")
 
 
-def bridge(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+def bridge(
+    settings: Settings, *args: str, columns: int = 200
+) -> subprocess.CompletedProcess[str]:
     """`bridge ARGS` with `settings`, as a finished process would report it."""
-    env = {**settings_env(settings), "COLUMNS": "200"}
+    env = {**settings_env(settings), "COLUMNS": str(columns)}
     out, err = io.StringIO(), io.StringIO()
     with (
         _process_state_restored(env),
