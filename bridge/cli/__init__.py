@@ -1,29 +1,67 @@
-"""The `bridge` command line: the root group and error handling."""
+"""The `bridge` command line: the root group, its lazily loaded commands and
+error handling.
 
+Each top-level command's module is imported only when that command runs (or
+when help lists it): `bridge worker` execs Celery, and `bridge orders show` needs
+neither FastAPI nor Alembic, so neither pays for the whole stack's import (about
+two seconds of CPU on a small VM; the test suite starts a hundred such processes).
+"""
+
+import importlib
 import sys
 from collections.abc import Sequence
 
 import click
 
 from bridge import __version__
-from bridge.cli import (
-    admin,
-    db,
-    embedded,
-    importer,
-    orders,
-    processes,
-    secrets_cmd,
-    servers,
-    simulator_cmd,
-    sweep,
-    usage,
-)
 from bridge.cli.context import CliContext
 from bridge.errors import BridgeError, ConfigurationError
 
+# Top-level command name -> "module:attribute" of its click command or group.
+_COMMANDS = {
+    "db": "bridge.cli.db:db",
+    "run": "bridge.cli.embedded:run",
+    "servers": "bridge.cli.servers:servers",
+    "services": "bridge.cli.importer:services_group",
+    "orders": "bridge.cli.orders:orders",
+    "admin": "bridge.cli.admin:admin",
+    "audit": "bridge.cli.admin:audit_group",
+    "simulator": "bridge.cli.simulator_cmd:simulator",
+    "secrets": "bridge.cli.secrets_cmd:secrets",
+    "sweep": "bridge.cli.sweep:sweep",
+    "usage": "bridge.cli.usage:usage",
+    "api": "bridge.cli.processes:api",
+    "worker": "bridge.cli.processes:worker",
+    "beat": "bridge.cli.processes:beat",
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use."""
+
+    def __init__(self, *args: object, lazy: dict[str, str], **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self._lazy = lazy
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *self._lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in self._lazy:
+            module, _, attr = self._lazy[cmd_name].partition(":")
+            command = getattr(importlib.import_module(module), attr)
+            if not isinstance(command, click.Command):
+                msg = f"{self._lazy[cmd_name]} is not a click command"
+                raise TypeError(msg)
+            self.add_command(command, cmd_name)
+        return self.commands.get(cmd_name)
+
+
+@click.group(
+    cls=LazyGroup,
+    lazy=_COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.pass_context
 def cli(ctx: click.Context) -> None:
     """wispanel-bridge: provision billing orders onto WisPanel servers."""
@@ -35,21 +73,6 @@ def cli(ctx: click.Context) -> None:
 def version() -> None:
     """Print the bridge's version."""
     click.echo(__version__)
-
-
-cli.add_command(db.db)
-cli.add_command(embedded.run)
-cli.add_command(servers.servers)
-cli.add_command(importer.services_group)
-cli.add_command(orders.orders)
-cli.add_command(admin.admin)
-cli.add_command(admin.audit_group)
-cli.add_command(simulator_cmd.simulator)
-cli.add_command(secrets_cmd.secrets)
-cli.add_command(sweep.sweep)
-cli.add_command(usage.usage)
-for command in processes.COMMANDS:
-    cli.add_command(command)
 
 
 def run(args: Sequence[str] | None = None) -> int:

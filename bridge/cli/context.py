@@ -5,16 +5,20 @@ that is running on the same var directory (see bridge.cli.runtime), so the READM
 commands work in a second terminal as written.
 """
 
+from typing import TYPE_CHECKING
+
 import structlog
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
 
 from bridge.cli.runtime import RunInfo, live_run_info
-from bridge.container import Services, build_services
-from bridge.db.session import make_engine, make_session_factory
 from bridge.errors import ConfigurationError
 from bridge.logging import configure_logging
 from bridge.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from bridge.container import Services
 
 
 class CliContext:
@@ -61,7 +65,7 @@ class CliContext:
         return f"http://{self.settings.api_host}:{self.settings.api_port}"
 
     @property
-    def services(self) -> Services:
+    def services(self) -> "Services":
         if self._services is None:
             if self.settings.redis_url is None:
                 msg = (
@@ -69,15 +73,21 @@ class CliContext:
                     f"{self.settings.var_dir} (start `make run` or set the variable)"
                 )
                 raise ConfigurationError(msg)
+            # Imported here: commands that exec Celery or only read the run
+            # file never load the stack (see bridge.cli).
+            from bridge.container import build_services
+
             self._services = build_services(self.settings)
         return self._services
 
     @property
-    def sessions(self) -> sessionmaker[Session]:
+    def sessions(self) -> "sessionmaker[Session]":
         """Database sessions only: read-only commands need no Redis."""
         if self._services is not None:
             return self._services.sessions
         if self._sessions is None:
+            from bridge.db.session import make_engine, make_session_factory
+
             self._engine = make_engine(self.settings.effective_database_url)
             self._sessions = make_session_factory(self._engine)
         return self._sessions

@@ -10,11 +10,9 @@ import sys
 from typing import TYPE_CHECKING
 
 import click
-import uvicorn
 
 from bridge.cli.context import CliContext
 from bridge.cli.supervise import supervise, worker_processes
-from bridge.container import build_services
 from bridge.logging import configure_logging
 from bridge.settings import Settings, load_settings
 
@@ -33,6 +31,7 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 def serve_app() -> "FastAPI":
     """uvicorn factory for `bridge api --workers N`: each process builds its own."""
     from bridge.api.app import create_app
+    from bridge.container import build_services
 
     settings, _ = load_settings()
     configure_logging(settings)
@@ -69,6 +68,8 @@ def _metrics_dir(settings: Settings) -> None:
 @click.pass_obj
 def api(obj: CliContext, host: str | None, port: int | None, workers: int) -> None:
     """Serve the intake and admin HTTP API."""
+    import uvicorn  # only this command serves HTTP
+
     settings = obj.settings
     target: FastAPI | str
     if workers == 1:
@@ -167,6 +168,3 @@ def beat(obj: CliContext, celery_args: tuple[str, ...]) -> None:
     schedule = obj.settings.var_dir / "celerybeat-schedule"
     obj.settings.var_dir.mkdir(parents=True, exist_ok=True)
     _exec_celery(["beat", "--schedule", str(schedule), *celery_args])
-
-
-COMMANDS = [api, worker, beat]
