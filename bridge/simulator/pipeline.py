@@ -30,6 +30,7 @@ from bridge.simulator.idempotency import (
 )
 from bridge.simulator.panel import Panel
 from bridge.simulator.replies import (
+    ClientGone,
     Reply,
     abort,
     api_error_reply,
@@ -77,7 +78,10 @@ class ApiPipeline:
             scope["method"], scope["path"], headers.get("idempotency-key")
         )
         call = _Call(panel=panel, scope=scope, headers=headers, entry=entry)
-        reply = await self._handle(call, receive)
+        try:
+            reply = await self._handle(call, receive)
+        except ClientGone:
+            return  # nothing was applied, and there is nobody to answer
         entry["status"] = reply.status
         entry["fault"] = entry["fault"] or reply.after
         panel.log_request(entry)

@@ -1,7 +1,11 @@
 """Idempotency-Key: replay, 24 h window, conflicts, scope and what is stored."""
 
+import json
+import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
+
+import httpx
 
 ALICE = {"username": "alice", "email": "alice@example.com", "password": "pw"}
 
@@ -250,3 +254,32 @@ def test_keyed_folders_rejects_a_malformed_list(panel):
     response = panel.raw("POST", "/_sim/config", json={"keyed_folders": "ssl;rm"})
 
     assert response.status_code == 400
+
+
+def test_a_request_cut_off_mid_body_is_never_applied(panel):
+    """A client killed while writing its request: the panel gets no request.
+
+    An HTTP server hands the application only complete requests, so the key stays
+    free and the same request sent again in full is applied once, not refused as
+    a key reused with a different body.
+    """
+    url = httpx.URL(panel.base_url)
+    body = json.dumps(ALICE).encode()
+    head = (
+        f"POST /api/v1/users/ HTTP/1.1\r\nHost: {url.host}:{url.port}\r\n"
+        f"Authorization: Bearer {panel.creds.api_key}\r\n"
+        "Content-Type: application/json\r\nIdempotency-Key: k-cut\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    with socket.create_connection((url.host, url.port), timeout=5) as sock:
+        sock.sendall(head + body[: len(body) // 2])
+    # Give the simulator time to see the connection end before the full request
+    # (were it served first, the test could not tell a panel that applies
+    # truncated requests from one that does not; it cannot fail wrongly).
+    time.sleep(0.2)
+
+    again = panel.post("/api/v1/users/", json=ALICE, key="k-cut")
+
+    assert again.status_code == 201, again.text
+    assert "Idempotent-Replayed" not in again.headers
+    assert panel.ledger()["user"] == {"alice": 1}
