@@ -72,18 +72,32 @@ def _exit_status(code: object) -> int:
 @contextlib.contextmanager
 def _process_state_restored(env: Mapping[str, str]) -> Iterator[None]:
     saved_env = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        with logging_restored():
+            yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_env)
+
+
+@contextlib.contextmanager
+def logging_restored() -> Iterator[None]:
+    """Undo what `configure_logging` does to this process, on the way out.
+
+    Its root handler writes to the stderr of the moment (a command's captured
+    stream, or a test's capsys) that is closed afterwards; later log lines would
+    then fail to write.
+    """
     saved_structlog = structlog.get_config()
     root = logging.getLogger()
     saved_handlers, saved_level = list(root.handlers), root.level
     saved_levels = {name: logging.getLogger(name).level for name in _TOUCHED_LOGGERS}
-    os.environ.clear()
-    os.environ.update(env)
     _forget_cached_loggers()
     try:
         yield
     finally:
-        os.environ.clear()
-        os.environ.update(saved_env)
         structlog.configure(**saved_structlog)
         root.handlers[:] = saved_handlers
         root.setLevel(saved_level)

@@ -2,6 +2,7 @@
 
 import json
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,14 @@ import structlog
 
 from bridge.logging import REDACTED, configure_logging, redact, redact_text
 from bridge.settings import Settings
+from tests.cli_runner import logging_restored
+
+
+@pytest.fixture(autouse=True)
+def _logging_put_back() -> Iterator[None]:
+    """These tests configure this process's logging: later tests get it back."""
+    with logging_restored():
+        yield
 
 
 def test_secret_keys_are_redacted_at_any_depth() -> None:
