@@ -31,8 +31,13 @@ def _bridge(
 def _all_commands(
     group: click.Group, prefix: tuple[str, ...] = ()
 ) -> list[tuple[str, ...]]:
+    # Through list_commands/get_command: the root group loads its commands lazily,
+    # so `group.commands` holds only those already imported.
     found = [prefix]
-    for name, command in group.commands.items():
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
+        assert command is not None, (*prefix, name)
         if isinstance(command, click.Group):
             found += _all_commands(command, (*prefix, name))
         else:
