@@ -13,8 +13,9 @@ SQLITE_TEST_URL := sqlite:///$(CURDIR)/var/test/bridge_test.db
 # worksteal: an idle worker takes queued tests from the busy one, so the long
 # subprocess tests (chaos, benches, README tour) do not leave one worker finishing
 # alone; measured, the two workers' test time differs by under 1 %.
-# Two: tried with three on a slow 2-vCPU VM, the suite took 9 m 56 s instead of
-# 10 m 37 s, but CLI tests that start a dozen subprocesses ran past their timeouts.
+# Two: tried with three on a slow 2-vCPU VM (before the CLI tests ran in-process),
+# the suite took 9 m 56 s instead of 10 m 37 s, but CLI tests that then started a
+# dozen subprocesses each ran past their timeouts.
 TEST_WORKERS ?= 2
 XDIST := -n $(TEST_WORKERS) --dist worksteal
 

@@ -97,6 +97,10 @@ def _shared_processors() -> list[Processor]:
     ]
 
 
+# Libraries whose INFO lines are per request: configure_logging keeps them at WARNING.
+QUIET_LOGGERS = ("httpx", "httpcore", "uvicorn.access")
+
+
 def configure_logging(settings: Settings) -> None:
     """Route structlog and stdlib logging through one redacting formatter."""
     fmt = settings.log_format
@@ -134,5 +138,5 @@ def configure_logging(settings: Settings) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level.upper())
-    for noisy in ("httpx", "httpcore", "uvicorn.access"):
+    for noisy in QUIET_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.WARNING)

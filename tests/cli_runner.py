@@ -31,11 +31,9 @@ import structlog
 from structlog._config import BoundLoggerLazyProxy
 
 from bridge.cli import run
+from bridge.logging import QUIET_LOGGERS
 from bridge.settings import Settings
 from tests.e2e.conftest import settings_env
-
-# Loggers whose levels configure_logging sets besides the root's.
-_TOUCHED_LOGGERS = ("httpx", "httpcore", "uvicorn.access")
 
 
 def bridge(
@@ -93,7 +91,7 @@ def logging_restored() -> Iterator[None]:
     saved_structlog = structlog.get_config()
     root = logging.getLogger()
     saved_handlers, saved_level = list(root.handlers), root.level
-    saved_levels = {name: logging.getLogger(name).level for name in _TOUCHED_LOGGERS}
+    saved_levels = {name: logging.getLogger(name).level for name in QUIET_LOGGERS}
     _forget_cached_loggers()
     try:
         yield
