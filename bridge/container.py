@@ -8,6 +8,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import redis
@@ -18,6 +19,7 @@ from bridge.crypto import SecretBox
 from bridge.db.session import make_engine, make_session_factory
 from bridge.errors import ConfigurationError
 from bridge.fleet import PanelRegistry
+from bridge.group_commit import GroupCommit
 from bridge.inflight import InFlightSlots
 from bridge.panel import PanelTimeouts
 from bridge.queue import (
@@ -51,6 +53,8 @@ class Services:
     enqueue: Enqueuer
     clock: Clock
     host_id: str
+    # Intake's shared transactions for creates of new services (bridge.intake).
+    intake_commits: GroupCommit[Any, Any]
 
     def close(self) -> None:
         close = getattr(self.enqueue, "close", None)
@@ -133,4 +137,5 @@ def build_services(
         enqueue=enqueuer,
         clock=clock,
         host_id=host_id,
+        intake_commits=GroupCommit(max_batch=settings.intake_max_batch, fallback=None),
     )

@@ -5,8 +5,10 @@ import hashlib
 import hmac
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 import structlog
@@ -16,9 +18,9 @@ from sqlalchemy.orm import Session
 
 from bridge.callbacks import is_allowed_callback_url
 from bridge.container import Services
-from bridge.db import servers as servers_db
 from bridge.db.base import utcnow
 from bridge.db.models import AuditEntry, IntakeRequest, Order, Server, Service
+from bridge.db.servers import Placement
 from bridge.db.services import find_username_holder
 from bridge.domain.model import (
     ACTION_PRIORITY,
@@ -35,9 +37,9 @@ from bridge.errors import (
     InvalidOrderError,
 )
 from bridge.intake_rows import PlannedRows, new_order, new_step, write_rows
-from bridge.packages import check_order_package
+from bridge.packages import check_order_package, valid_package_names
 from bridge.queue import RUN_ORDER_TASK, enqueue_after_commit
-from bridge.settings import PlacementPolicy, Settings
+from bridge.settings import Settings
 from bridge.views import order_view
 
 log = structlog.get_logger(__name__)
@@ -164,7 +166,7 @@ def _persist(
     # placement query and UPDATEd with its server after it (one round trip more).
     with session.no_autoflush:
         server = _choose_server(
-            session, spec, service, services.settings.placement_policy
+            spec, service, Placement(session, services.settings.placement_policy)
         )
     check_order_package(session, spec, server)
     service.order_seq += 1
@@ -179,6 +181,15 @@ def _persist(
     return _save(services, session, spec, service, server, keys=keys, digest=digest)
 
 
+@dataclass(frozen=True, slots=True)
+class _NewCreate:
+    """One caller's create of a new service, waiting for a shared transaction."""
+
+    spec: OrderSpec
+    keys: list[str]
+    digest: str
+
+
 def _accept_new_service(
     services: Services, spec: OrderSpec, *, keys: list[str], digest: str
 ) -> IntakeResult | None:
@@ -188,33 +199,92 @@ def _accept_new_service(
     looked up first: the new rows' unique keys (service id, order_id, intake
     key, one live service per panel username and server) refuse whatever the
     careful path would have found, and then it runs instead to replay, explain
-    or re-create. None: take the careful path.
+    or re-create. Creates arriving together share one transaction
+    (`Services.intake_commits`). None: take the careful path.
     """
+    result: IntakeResult | None = services.intake_commits.submit(
+        _NewCreate(spec, keys, digest), partial(_accept_new_services, services)
+    )
+    if result is not None:
+        log.info("order_received", order_id=spec.order_id, action=spec.action.value)
+    return result
+
+
+def _accept_new_services(
+    services: Services, batch: Sequence[_NewCreate]
+) -> list[IntakeResult | None]:
+    """Persist a batch of new-service creates in one transaction.
+
+    Each order still gets its whole plan in the transaction that answers it
+    (design.md §1.1); the batch only shares the reads, statements and commit.
+    An order the checks refuse is left out (None: its caller takes the careful
+    path, which gives the refusal). A unique key refusing any row rolls the
+    whole batch back and every caller takes the careful path.
+    """
+    results: list[IntakeResult | None] = [None] * len(batch)
+    accepted: list[tuple[int, PlannedRows]] = []
     try:
         with services.sessions.begin() as session:
-            service = _new_service(spec)
-            server = _choose_server(
-                session, spec, service, services.settings.placement_policy
-            )
-            check_order_package(session, spec, server)
-            service.order_seq = 1
-            service.server_id = server.id if server is not None else None
-            if spec.paid_until is not None:
-                service.paid_until = spec.paid_until
-            response = _save(
-                services,
-                session,
-                spec,
-                service,
-                server,
-                keys=keys,
-                digest=digest,
-                new_service=True,
-            )
-    except (IntegrityError, InvalidOrderError):
+            placement = Placement(session, services.settings.placement_policy)
+            packages = _PackageLists()
+            for index, entry in enumerate(batch):
+                rows = _plan_new_service(services, session, entry, placement, packages)
+                if rows is not None:
+                    accepted.append((index, rows))
+            write_rows(session, [rows for _, rows in accepted])
+            for _, rows in accepted:
+                _enqueue(session, rows)
+    except IntegrityError:
+        return results
+    for index, rows in accepted:
+        results[index] = IntakeResult(rows.response, created=True)
+    return results
+
+
+def _plan_new_service(
+    services: Services,
+    session: Session,
+    entry: _NewCreate,
+    placement: Placement,
+    packages: "_PackageLists",
+) -> PlannedRows | None:
+    """A new service and its order's rows; None if a check refuses it."""
+    spec = entry.spec
+    server: Server | None = None
+    try:
+        service = _new_service(spec)
+        server = _choose_server(spec, service, placement)
+        check_order_package(session, spec, server, lookup=packages.lookup)
+        service.order_seq = 1
+        service.server_id = server.id if server is not None else None
+        if spec.paid_until is not None:
+            service.paid_until = spec.paid_until
+        rows = _planned_rows(
+            services, spec, service, server, keys=entry.keys, digest=entry.digest
+        )
+    except InvalidOrderError:
+        if server is not None and not spec.server:
+            placement.unplace(server, spec.server_group)  # its slot stays free
         return None
-    log.info("order_received", order_id=spec.order_id, action=spec.action.value)
-    return IntakeResult(response, created=True)
+    rows.new_service = service
+    return rows
+
+
+class _PackageLists:
+    """`valid_package_names`, read once per target within one transaction."""
+
+    def __init__(self) -> None:
+        self._known: dict[
+            tuple[uuid.UUID | None, str | None], tuple[str, set[str]] | None
+        ] = {}
+
+    def lookup(
+        self, session: Session, server: Server | None, group: str | None
+    ) -> tuple[str, set[str]] | None:
+        key = (server.id if server is not None else None, group)
+        if key not in self._known:
+            self._known[key] = valid_package_names(session, server, group)
+        return self._known[key]
 
 
 def _save(
@@ -226,20 +296,18 @@ def _save(
     *,
     keys: list[str],
     digest: str,
-    new_service: bool = False,
 ) -> dict[str, Any]:
-    """Write the order's rows (and a new service's), enqueue it; the 202 body.
-
-    `new_service`: the service is a transient row to INSERT with the rest (the
-    fast path); otherwise it is in the session and flushes first.
-    """
+    """Write the order's rows (the service is in the session and flushes
+    first), enqueue it; the 202 body."""
     rows = _planned_rows(services, spec, service, server, keys=keys, digest=digest)
-    if new_service:
-        rows.new_service = service
-    write_rows(session, rows)
-    if server is not None:
-        enqueue_after_commit(session, RUN_ORDER_TASK, str(rows.order.id))
+    write_rows(session, [rows])
+    _enqueue(session, rows)
     return rows.response
+
+
+def _enqueue(session: Session, rows: PlannedRows) -> None:
+    if rows.order.server_id is not None:
+        enqueue_after_commit(session, RUN_ORDER_TASK, str(rows.order.id))
 
 
 def _planned_rows(
@@ -402,10 +470,7 @@ def _set_account(service: Service, spec: OrderSpec, account: AccountSpec) -> Non
 
 
 def _choose_server(
-    session: Session,
-    spec: OrderSpec,
-    service: Service,
-    placement_policy: PlacementPolicy,
+    spec: OrderSpec, service: Service, placement: Placement
 ) -> Server | None:
     """The order's server: the service's, the named one, or placed in its group."""
     if spec.action is not Action.CREATE:
@@ -413,7 +478,7 @@ def _choose_server(
             raise InvalidOrderError("service_id", "service has no server")
         return service.server
     if spec.server:
-        server = servers_db.find_server_by_name(session, spec.server)
+        server = placement.named(spec.server)
         if server is None:
             raise InvalidOrderError("server", "unknown server")
         if server.state is not ServerState.ACTIVE:
@@ -421,7 +486,7 @@ def _choose_server(
         # An explicitly named server is the operator's call: capacity is not
         # enforced here, only for placement.
         return server
-    return servers_db.place(session, spec.server_group, placement_policy)
+    return placement.place(spec.server_group)
 
 
 def _public_payload(spec: OrderSpec) -> dict[str, Any]:

@@ -5,10 +5,12 @@ Intake is CPU-bound on the API process (bench/intake.py): the ORM unit of work
 request. An accepted order is always new rows (order, its whole plan of steps,
 its audit entry, its duplicate-check records), so they are built as transient
 ORM objects (the order's view needs them) and written as one executemany per
-table through the session's connection, inside the caller's transaction.
+table through the session's connection, inside the caller's transaction; a
+batch of orders accepted together (`bridge.group_commit`) shares the statements.
 """
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -65,22 +67,32 @@ def new_step(order: Order, position: int, **values: Any) -> Step:
     )
 
 
-def write_rows(session: Session, rows: PlannedRows) -> None:
-    """INSERT the rows, parents first, one statement per table.
+def write_rows(session: Session, batch: Sequence[PlannedRows]) -> None:
+    """INSERT the rows of every order in `batch`, parents first, one statement
+    per table (and per set of columns, which executemany needs to be one).
 
     Pending ORM changes (a re-created service's UPDATE) are flushed first, so
     the foreign keys of the new rows find their parents.
     """
     session.flush()
     conn = session.connection()
-    # One row: a plain execute (a list would take the driver's executemany path).
-    if rows.new_service is not None:
-        conn.execute(insert(_table(Service)), _values(rows.new_service))
-    conn.execute(insert(_table(Order)), _values(rows.order))
-    conn.execute(insert(_table(Step)), [_values(s) for s in rows.order.steps])
-    conn.execute(insert(_table(AuditEntry)), _values(rows.audit))
-    for intake in rows.intake:
-        conn.execute(insert(_table(IntakeRequest)), _values(intake))
+    tables: list[list[Base]] = [
+        [r.new_service for r in batch if r.new_service is not None],
+        [r.order for r in batch],
+        [step for r in batch for step in r.order.steps],
+        [r.audit for r in batch],
+        [intake for r in batch for intake in r.intake],
+    ]
+    for objects in tables:
+        shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for obj in objects:
+            values = _values(obj)
+            shapes.setdefault(tuple(values), []).append(values)
+        for rows in shapes.values():
+            statement = insert(_table(type(objects[0])))
+            # One row: a plain execute (a list takes the driver's executemany
+            # path, which costs more for one row).
+            conn.execute(statement, rows[0] if len(rows) == 1 else rows)
 
 
 def _table(model: type[Base]) -> Table:

@@ -199,12 +199,23 @@ def valid_package_names(
     return (f"group {group}" if group else "the fleet", common)
 
 
+PackageLookup = Callable[
+    [Session, Server | None, str | None], tuple[str, set[str]] | None
+]
+
+
 def check_order_package(
-    session: Session, spec: OrderSpec, server: Server | None
+    session: Session,
+    spec: OrderSpec,
+    server: Server | None,
+    *,
+    lookup: PackageLookup | None = None,
 ) -> None:
     """Intake hook: refuse a create/change_package whose package the target lacks.
 
-    Raises InvalidOrderError (422) naming the field and the valid names.
+    `lookup` replaces `valid_package_names` (a batch of creates reads each
+    target's list once). Raises InvalidOrderError (422) naming the field and the
+    valid names.
     """
     if spec.action is Action.CREATE and spec.account is not None:
         field, package = "account.package", spec.account.package
@@ -212,7 +223,7 @@ def check_order_package(
         field, package = "package", spec.package
     else:
         return
-    allowed = valid_package_names(session, server, spec.server_group)
+    allowed = (lookup or valid_package_names)(session, server, spec.server_group)
     if allowed is None:
         return
     where, names = allowed

@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     intake_max_skew_seconds: float = Field(default=300, gt=0)
     intake_max_body_bytes: int = Field(default=64 * 1024, gt=0)
     intake_idempotency_ttl_seconds: float = Field(default=7 * 86400, gt=0)
+    # Creates of new services arriving together share one transaction, at most
+    # this many (bridge/group_commit.py); 1 turns the sharing off.
+    intake_max_batch: int = Field(default=32, ge=1, le=1000)
 
     dispatch_interval: float = Field(default=1.0, gt=0)
     # `bridge worker` processes on this host (None: one per CPU, at most 4).

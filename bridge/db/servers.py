@@ -46,44 +46,97 @@ def slots(server: Server) -> int | None:
 def place(
     session: Session, group: str | None, policy: PlacementPolicy
 ) -> Server | None:
-    """Choose an active server with a free slot for a new account, or None.
+    """Choose an active server with a free slot for a new account, or None."""
+    return Placement(session, policy).place(group)
+
+
+class Placement:
+    """Places new accounts within one transaction, reading each group once.
 
     When a candidate has a slot limit, locks the group's active server rows first,
     so concurrent intakes placing into the same group serialise and never
     oversubscribe the last slot. With no limit anywhere nothing can be
     oversubscribed and the fill is 0 everywhere: no lock and no count, so intakes
     into an unlimited group run in parallel (the lock is held until commit).
+    Accounts placed through this object count at once (they are not flushed
+    yet): a batch of creates fills slots as a sequence of single creates would.
     """
-    stmt = select(Server).where(Server.state == ServerState.ACTIVE)
-    if group is not None:
-        stmt = stmt.where(Server.group_name == group)
-    stmt = stmt.order_by(Server.name)
-    candidates = list(session.scalars(stmt))
-    if not candidates:
-        return None
-    if all(slots(s) is None for s in candidates):
-        if policy is PlacementPolicy.FILL_IN_ORDER or len(candidates) == 1:
+
+    def __init__(self, session: Session, policy: PlacementPolicy) -> None:
+        self._session = session
+        self._policy = policy
+        # group -> (candidates in name order, accounts per server or None)
+        self._groups: dict[
+            str | None, tuple[list[Server], dict[uuid.UUID | None, int] | None]
+        ] = {}
+        self._named: dict[str, Server | None] = {}
+
+    def place(self, group: str | None) -> Server | None:
+        candidates, counts = self._load(group)
+        chosen = self._choose(candidates, counts)
+        if chosen is not None and counts is not None:
+            counts[chosen.id] = counts.get(chosen.id, 0) + 1
+        return chosen
+
+    def unplace(self, server: Server, group: str | None) -> None:
+        """Give back a slot `place(group)` counted for an account not created."""
+        _, counts = self._groups.get(group, ([], None))
+        if counts is not None and counts.get(server.id, 0) > 0:
+            counts[server.id] -= 1
+
+    def named(self, name: str) -> Server | None:
+        """The server called `name` (read once per Placement)."""
+        if name not in self._named:
+            self._named[name] = find_server_by_name(self._session, name)
+        return self._named[name]
+
+    def _load(
+        self, group: str | None
+    ) -> tuple[list[Server], dict[uuid.UUID | None, int] | None]:
+        if group in self._groups:
+            return self._groups[group]
+        stmt = select(Server).where(Server.state == ServerState.ACTIVE)
+        if group is not None:
+            stmt = stmt.where(Server.group_name == group)
+        stmt = stmt.order_by(Server.name)
+        candidates = list(self._session.scalars(stmt))
+        counts: dict[uuid.UUID | None, int] | None = None
+        if any(slots(s) is not None for s in candidates):
+            # A limit may have been set since the unlocked read: decide on
+            # locked rows.
+            locked = stmt.with_for_update().execution_options(populate_existing=True)
+            candidates = list(self._session.scalars(locked))
+            counts = _accounts(self._session, candidates)
+        elif self._policy is PlacementPolicy.LEAST_FULL and len(candidates) > 1:
+            # No limits: "least full" is the fewest accounts (ties: name order).
+            counts = _accounts(self._session, candidates)
+        self._groups[group] = (candidates, counts)
+        return candidates, counts
+
+    def _choose(
+        self, candidates: list[Server], counts: dict[uuid.UUID | None, int] | None
+    ) -> Server | None:
+        if not candidates:
+            return None
+        if counts is None:  # no limits, and name order decides
             return candidates[0]
-        # No limits: "least full" is the fewest accounts (ties: name order).
-        counts = _accounts(session, candidates)
-        return min(candidates, key=lambda s: counts.get(s.id, 0))
-    # A limit may have been set since the unlocked read: decide on locked rows.
-    locked = stmt.with_for_update().execution_options(populate_existing=True)
-    candidates = list(session.scalars(locked))
-    counts = _accounts(session, candidates)
-    best: Server | None = None
-    best_fill = 2.0
-    for server in candidates:
-        used = counts.get(server.id, 0)
-        cap = slots(server)
-        if cap is not None and used >= cap:
-            continue
-        if policy is PlacementPolicy.FILL_IN_ORDER:
-            return server
-        fill = 0.0 if cap is None else used / cap
-        if fill < best_fill:
-            best, best_fill = server, fill
-    return best
+        limited = any(slots(s) is not None for s in candidates)
+        best: Server | None = None
+        best_fill = float("inf")
+        for server in candidates:  # ties: name order (strict <)
+            used = counts.get(server.id, 0)
+            cap = slots(server)
+            if cap is not None and used >= cap:
+                continue
+            if self._policy is PlacementPolicy.FILL_IN_ORDER:
+                return server
+            # With limits: the share used (an unlimited server counts as empty);
+            # without: "least full" is the fewest accounts.
+            share = 0.0 if cap is None else used / cap
+            fill = share if limited else float(used)
+            if fill < best_fill:
+                best, best_fill = server, fill
+        return best
 
 
 def _accounts(session: Session, servers: list[Server]) -> dict[uuid.UUID | None, int]:
