@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import pytest
+import structlog.testing
 
 from bridge.group_commit import GroupCommit
 
@@ -98,6 +99,26 @@ def test_a_failed_batch_gives_its_callers_the_fallback_and_the_next_one_runs() -
     assert group.waiting() == 0
     # The coordinator is usable after a failure: no leader left stranded.
     assert group.submit(9, handler) == "done-9"
+
+
+def test_a_failed_batch_is_logged_by_the_error_class_only() -> None:
+    group: GroupCommit[int, str | None] = GroupCommit(max_batch=4, fallback=None)
+
+    def fail(items: Sequence[int]) -> list[str]:
+        msg = "INSERT ... [parameters: {'password': 'hunter2'}]"
+        raise RuntimeError(msg)
+
+    with structlog.testing.capture_logs() as logs:
+        assert group.submit(1, fail) is None
+    assert logs == [
+        {
+            "event": "group_commit_batch_failed",
+            "size": 1,
+            "error": "RuntimeError",
+            "log_level": "warning",
+        }
+    ]
+    assert "hunter2" not in repr(logs)
 
 
 def test_a_handler_answering_the_wrong_number_of_results_is_a_failed_batch() -> None:
