@@ -90,8 +90,12 @@ def test_fleet_bench_reports_budget_use_and_the_healthy_panels() -> None:
         "slowest_share",
         "healthy_calls_per_min",
         "healthy_latency_p50_s",
+        "healthy_latency_since_first_p50_s",
+        "startup_s",
     )
     assert line["limit_sum_per_min"] == 3 * 60
+    # Counted from the first completion, no order waited longer than in total.
+    assert line["healthy_latency_since_first_p50_s"] <= line["healthy_latency_p50_s"]
     assert line["worker_cpu_ms_per_call"] > 0  # the worker did work in the window
 
 
