@@ -37,6 +37,7 @@ from bridge.errors import (
     InvalidOrderError,
 )
 from bridge.intake_rows import PlannedRows, new_order, new_step, write_rows
+from bridge.metrics import INTAKE_BATCH_SIZE
 from bridge.packages import check_order_package, valid_package_names
 from bridge.queue import RUN_ORDER_TASK, enqueue_after_commit
 from bridge.settings import Settings
@@ -221,6 +222,7 @@ def _accept_new_services(
     path, which gives the refusal). A unique key refusing any row rolls the
     whole batch back and every caller takes the careful path.
     """
+    INTAKE_BATCH_SIZE.observe(len(batch))
     results: list[IntakeResult | None] = [None] * len(batch)
     accepted: list[tuple[int, PlannedRows]] = []
     try:

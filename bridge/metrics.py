@@ -35,6 +35,11 @@ INTAKE_ORDERS = Counter(
     "Orders accepted by the intake API (new = 202, replayed = 200), by action.",
     ["action", "result"],
 )
+INTAKE_BATCH_SIZE = Histogram(
+    "bridge_intake_batch_size",
+    "Creates of new services handled per shared intake transaction.",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 1000),
+)
 ORDERS_FINISHED = Counter(
     "bridge_orders_finished_total",
     "Orders that reached a final status, by action and status.",

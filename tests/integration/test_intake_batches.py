@@ -13,6 +13,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import Engine, text
 
 from bridge.container import Services
@@ -100,6 +101,14 @@ def _xmins(engine: Engine, sql: str) -> dict[str, str]:
         return {row[0]: str(row[1]) for row in conn.execute(text(sql))}
 
 
+def _batches_of_5_to_8() -> float:
+    def bucket(le: str) -> float:
+        value = REGISTRY.get_sample_value("bridge_intake_batch_size_bucket", {"le": le})
+        return value or 0.0
+
+    return bucket("8.0") - bucket("4.0")
+
+
 def _order_xmins(engine: Engine) -> dict[str, str]:
     return _xmins(engine, "SELECT order_id, xmin FROM orders")
 
@@ -124,7 +133,9 @@ def test_creates_arriving_together_are_written_in_one_transaction(
     shared: Services,
 ) -> None:
     specs = [_spec(n) for n in range(1, 7)]
+    before = _batches_of_5_to_8()
     results = [f.result() for f in _together(shared, specs)]
+    assert _batches_of_5_to_8() == before + 1  # bridge_intake_batch_size
     assert all(r.created for r in results)
     orders = _order_xmins(shared.engine)
     batch = {orders[f"ord-{n}"] for n in range(1, 7)}
