@@ -94,6 +94,8 @@ def accept_order(
     an `Idempotency-Key` header is not signed, so the API ignores that header
     (design.md §5: no unsigned header changes what is stored).
     Raises IdempotencyConflictError (same order_id, other body), InvalidOrderError.
+    Call it outside any transaction: a create may wait for a batch that another
+    thread writes, which must not wait for locks this thread holds.
     """
     digest = keyed_digest(services.settings, body_sha256)
     keys = [f"order:{spec.order_id}"]
