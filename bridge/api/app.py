@@ -8,6 +8,8 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -35,6 +37,9 @@ from bridge.errors import (
 )
 
 log = structlog.get_logger(__name__)
+
+# What a 503 for an unreachable database tells the client to wait (seconds).
+_DATABASE_RETRY_AFTER_S = 5
 
 
 def create_app(services: Services) -> FastAPI:
@@ -147,6 +152,21 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RateLimiterUnavailableError)
     async def unavailable(_: Request, exc: RateLimiterUnavailableError) -> JSONResponse:
         return JSONResponse({"detail": "temporarily unavailable"}, status_code=503)
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(PoolTimeoutError)
+    async def database_unavailable(_: Request, exc: Exception) -> JSONResponse:
+        # The database is down, restarting, locked or out of connections: a
+        # retry later will do (a repeated order replays), so 503, not a bare 500.
+        # Only the error's class is logged and nothing is echoed: the driver's
+        # text quotes the statement, its parameters and the server's address.
+        cause = getattr(exc, "orig", None) or exc
+        log.warning("database_unavailable", error=type(cause).__name__)
+        return JSONResponse(
+            {"detail": "database unavailable; retry later"},
+            status_code=503,
+            headers={"Retry-After": str(_DATABASE_RETRY_AFTER_S)},
+        )
 
 
 def _check_db(services: Services) -> str:
