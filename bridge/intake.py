@@ -1,5 +1,9 @@
 """`accept_order()`: validate against the DB, persist order + whole plan in one
-transaction, replay duplicates, and enqueue after commit."""
+transaction, replay duplicates, and enqueue after commit.
+
+Creates of services the bridge has never seen take a fast path, and those that
+arrive together share one transaction (`bridge.group_commit`); everything else,
+and any create the fast path cannot settle, takes the careful path."""
 
 import hashlib
 import hmac
