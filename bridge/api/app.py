@@ -8,7 +8,7 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -154,6 +154,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": "temporarily unavailable"}, status_code=503)
 
     @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)  # a connection closed under us
     @app.exception_handler(PoolTimeoutError)
     async def database_unavailable(_: Request, exc: Exception) -> JSONResponse:
         # The database is down, restarting, locked or out of connections: a
