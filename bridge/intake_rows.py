@@ -1,4 +1,5 @@
-"""The rows one accepted order writes, built in Python and INSERTed with Core.
+"""The rows one accepted order writes (`planned_rows`), built in Python and
+INSERTed with Core (`write_rows`), and its message to a worker (`enqueue_rows`).
 
 Intake is CPU-bound on the API process (bench/intake.py): the ORM unit of work
 (identity map, dependency sort, per-object flush) cost more than the rest of the
@@ -12,16 +13,20 @@ batch of orders accepted together (`bridge.group_commit`) shares the statements.
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session
 
+from bridge.container import Services
 from bridge.db.base import Base, utcnow
-from bridge.db.models import AuditEntry, IntakeRequest, Order, Service, Step
-from bridge.domain.model import CallbackStatus
-from bridge.domain.states import StepStatus
+from bridge.db.models import AuditEntry, IntakeRequest, Order, Server, Service, Step
+from bridge.domain.model import ACTION_PRIORITY, CallbackStatus, OrderSpec
+from bridge.domain.planner import plan
+from bridge.domain.states import OrderStatus, StepStatus
+from bridge.queue import RUN_ORDER_TASK, enqueue_after_commit
+from bridge.views import order_view
 
 
 @dataclass
@@ -122,3 +127,104 @@ def _values(obj: Base) -> dict[str, Any]:
         ):
             values[key] = None
     return values
+
+
+def planned_rows(
+    services: Services,
+    spec: OrderSpec,
+    service: Service,
+    server: Server | None,
+    *,
+    keys: list[str],
+    digest: str,
+) -> PlannedRows:
+    """The order, its whole plan, its audit entry and duplicate-check records."""
+    settings = services.settings
+    now = services.clock()
+    order = new_order(
+        now,
+        order_id=spec.order_id,
+        service_id=service.service_id,
+        service_seq=service.order_seq,
+        action=spec.action,
+        payload=_public_payload(spec),
+        status=OrderStatus.QUEUED if server else OrderStatus.AWAITING_CAPACITY,
+        priority=ACTION_PRIORITY[spec.action],
+        requested_by=spec.requested_by,
+        server=server,  # for the view; a transient object's FK is not synced
+        server_id=server.id if server is not None else None,
+        server_group=spec.server_group,
+        callback_url=spec.callback_url or settings.billing_callback_url,
+    )
+    for position, planned in enumerate(
+        plan(spec, username=service.username, role=service.account_role)
+    ):
+        new_step(
+            order,
+            position,
+            kind=planned.kind,
+            params=planned.params,
+            request_body=planned.body,
+            secret_body=(
+                services.box.encrypt_json(planned.secret) if planned.secret else None
+            ),
+            idempotency_key=str(uuid.uuid4()),
+        )
+    audit = AuditEntry(
+        actor=spec.requested_by.value,
+        action=f"order_{spec.action.value}",
+        order_uuid=order.id,
+        service_id=service.service_id,
+        before_status=None,
+        after_status=order.status.value,
+        detail={"order_id": spec.order_id},
+        at=order.created_at,
+    )
+    response = {"order": order_view(order)}
+    expires = now + timedelta(seconds=settings.intake_idempotency_ttl_seconds)
+    intake = [
+        IntakeRequest(
+            key=key,
+            body_digest=digest,
+            order_uuid=order.id,
+            response=response,
+            created_at=order.created_at,
+            expires_at=expires,
+        )
+        for key in keys
+    ]
+    return PlannedRows(order=order, audit=audit, response=response, intake=intake)
+
+
+def enqueue_rows(session: Session, rows: PlannedRows) -> None:
+    """Send the order to a worker once the transaction commits (if placed)."""
+    if rows.order.server_id is not None:
+        enqueue_after_commit(session, RUN_ORDER_TASK, str(rows.order.id))
+
+
+def _public_payload(spec: OrderSpec) -> dict[str, Any]:
+    """What billing sent, minus every secret."""
+    payload: dict[str, Any] = {
+        "domain": spec.domain,
+        "ssl": spec.ssl,
+        "server": spec.server,
+        "server_group": spec.server_group,
+        "paid_until": spec.paid_until.isoformat() if spec.paid_until else None,
+        "reason": spec.reason.value if spec.reason else None,
+        "package": spec.package,
+        "force": spec.force,
+    }
+    if spec.account is not None:
+        payload["account"] = {
+            "username": spec.account.username,
+            "email": spec.account.email,
+            "package": spec.account.package,
+            "role": spec.account.role.value,
+        }
+        if spec.account.limits:
+            payload["account"]["limits"] = dict(spec.account.limits)
+    if spec.mailboxes:
+        payload["mailboxes"] = [
+            {"local_part": m.local_part, "quota_mb": m.quota_mb} for m in spec.mailboxes
+        ]
+    return {k: v for k, v in payload.items() if v not in (None, False, [])}
