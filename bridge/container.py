@@ -137,5 +137,5 @@ def build_services(
         enqueue=enqueuer,
         clock=clock,
         host_id=host_id,
-        intake_commits=GroupCommit(max_batch=settings.intake_max_batch, fallback=None),
+        intake_commits=GroupCommit(max_batch=settings.intake_max_batch),
     )

@@ -9,9 +9,9 @@ own result and wakes them; if more arrived meanwhile, it promotes the oldest of
 them to lead the next batch and returns. A lone caller is a batch of one and
 waits for nobody: there is no timer, no added latency.
 
-The handler runs in the leader's thread and must return one result per item.
-If it raises, every item of that batch gets `fallback` (the caller then does the
-work alone, where the error surfaces to whoever it belongs to).
+The handler runs in the leader's thread and must return one result per item
+(None: not done). If it raises, every item of that batch gets None (the caller
+then does the work alone, where the error surfaces to whoever it belongs to).
 """
 
 import threading
@@ -25,6 +25,8 @@ log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 R = TypeVar("R")
+# A batch's items -> one result per item (None: that item was not done).
+_Handler = Callable[[Sequence[T]], Sequence[R | None]]
 
 
 @dataclass(slots=True)
@@ -38,12 +40,11 @@ class _Waiter(Generic[T, R]):
 class GroupCommit(Generic[T, R]):
     """Batches concurrent `submit` calls into one handler call per batch."""
 
-    def __init__(self, *, max_batch: int, fallback: R) -> None:
+    def __init__(self, *, max_batch: int) -> None:
         if max_batch < 1:
             msg = "max_batch must be at least 1"
             raise ValueError(msg)
         self._max_batch = max_batch
-        self._fallback = fallback
         self._lock = threading.Lock()
         self._waiting: list[_Waiter[T, R]] = []
         self._leading = False
@@ -53,8 +54,8 @@ class GroupCommit(Generic[T, R]):
         with self._lock:
             return len(self._waiting)
 
-    def submit(self, item: T, handler: Callable[[Sequence[T]], Sequence[R]]) -> R:
-        """Handle `item` in the next batch; its result (or `fallback`)."""
+    def submit(self, item: T, handler: _Handler[T, R]) -> R | None:
+        """Handle `item` in the next batch; its result (None: not done)."""
         me: _Waiter[T, R] = _Waiter(item)
         with self._lock:
             self._waiting.append(me)
@@ -64,9 +65,9 @@ class GroupCommit(Generic[T, R]):
             me.done.wait()
         if me.lead:  # first in, or promoted by the previous leader
             self._lead(handler)
-        return me.result if me.result is not None else self._fallback
+        return me.result
 
-    def _lead(self, handler: Callable[[Sequence[T]], Sequence[R]]) -> None:
+    def _lead(self, handler: _Handler[T, R]) -> None:
         with self._lock:
             batch = self._waiting[: self._max_batch]
             del self._waiting[: self._max_batch]
@@ -86,7 +87,6 @@ class GroupCommit(Generic[T, R]):
         with self._lock:
             for waiter, result in zip(batch, results, strict=True):
                 waiter.result = result
-                waiter.lead = False
             successor = self._waiting[0] if self._waiting else None
             if successor is None:
                 self._leading = False

@@ -44,7 +44,7 @@ def _until(check: Callable[[], bool]) -> None:
 
 
 def _submit_behind_a_held_batch(
-    group: GroupCommit[int, str | None], handler: _Recorder, items: Sequence[int]
+    group: GroupCommit[int, str], handler: _Recorder, items: Sequence[int]
 ) -> tuple[Future[str | None], list[Future[str | None]]]:
     """Item 0 leads a batch the handler holds open; `items` queue behind it."""
     pool = ThreadPoolExecutor(max_workers=len(items) + 1)
@@ -58,7 +58,7 @@ def _submit_behind_a_held_batch(
 
 
 def test_a_lone_caller_is_a_batch_of_one_handled_in_its_own_thread() -> None:
-    group: GroupCommit[int, str | None] = GroupCommit(max_batch=8, fallback=None)
+    group: GroupCommit[int, str] = GroupCommit(max_batch=8)
     handler = _Recorder()
     assert group.submit(7, handler) == "done-7"
     assert handler.batches == [[7]]
@@ -67,7 +67,7 @@ def test_a_lone_caller_is_a_batch_of_one_handled_in_its_own_thread() -> None:
 
 
 def test_callers_arriving_during_a_batch_share_the_next_one() -> None:
-    group: GroupCommit[int, str | None] = GroupCommit(max_batch=8, fallback=None)
+    group: GroupCommit[int, str] = GroupCommit(max_batch=8)
     handler = _Recorder(hold_first=True)
     first, rest = _submit_behind_a_held_batch(group, handler, [1, 2, 3, 4, 5])
     assert handler.batches[0] == [0]
@@ -80,7 +80,7 @@ def test_callers_arriving_during_a_batch_share_the_next_one() -> None:
 
 
 def test_max_batch_splits_the_queue_and_every_caller_is_answered() -> None:
-    group: GroupCommit[int, str | None] = GroupCommit(max_batch=2, fallback=None)
+    group: GroupCommit[int, str] = GroupCommit(max_batch=2)
     handler = _Recorder(hold_first=True)
     _, rest = _submit_behind_a_held_batch(group, handler, [1, 2, 3, 4, 5])
     assert [len(b) for b in handler.batches] == [1, 2, 2, 1]
@@ -88,8 +88,8 @@ def test_max_batch_splits_the_queue_and_every_caller_is_answered() -> None:
     assert [f.result() for f in rest] == [f"done-{i}" for i in [1, 2, 3, 4, 5]]
 
 
-def test_a_failed_batch_gives_its_callers_the_fallback_and_the_next_one_runs() -> None:
-    group: GroupCommit[int, str | None] = GroupCommit(max_batch=3, fallback=None)
+def test_a_failed_batch_answers_its_callers_none_and_the_next_one_runs() -> None:
+    group: GroupCommit[int, str] = GroupCommit(max_batch=3)
     handler = _Recorder(hold_first=True, fail_on=2)
     _, rest = _submit_behind_a_held_batch(group, handler, [1, 2, 3, 4, 5])
     results = dict(zip([1, 2, 3, 4, 5], [f.result() for f in rest], strict=True))
@@ -102,7 +102,7 @@ def test_a_failed_batch_gives_its_callers_the_fallback_and_the_next_one_runs() -
 
 
 def test_a_failed_batch_is_logged_by_the_error_class_only() -> None:
-    group: GroupCommit[int, str | None] = GroupCommit(max_batch=4, fallback=None)
+    group: GroupCommit[int, str] = GroupCommit(max_batch=4)
 
     def fail(items: Sequence[int]) -> list[str]:
         msg = "INSERT ... [parameters: {'password': 'hunter2'}]"
@@ -122,10 +122,10 @@ def test_a_failed_batch_is_logged_by_the_error_class_only() -> None:
 
 
 def test_a_handler_answering_the_wrong_number_of_results_is_a_failed_batch() -> None:
-    group: GroupCommit[int, str | None] = GroupCommit(max_batch=4, fallback=None)
+    group: GroupCommit[int, str] = GroupCommit(max_batch=4)
     assert group.submit(1, lambda items: []) is None
 
 
 def test_max_batch_below_one_is_refused() -> None:
     with pytest.raises(ValueError, match="max_batch"):
-        GroupCommit(max_batch=0, fallback=None)
+        GroupCommit(max_batch=0)
