@@ -5,6 +5,7 @@ that server wait (reason panel_unavailable) and one probe per interval tests it.
 """
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, or_, select, update
@@ -65,24 +66,21 @@ class Placement:
     def __init__(self, session: Session, policy: PlacementPolicy) -> None:
         self._session = session
         self._policy = policy
-        # group -> (candidates in name order, accounts per server or None)
-        self._groups: dict[
-            str | None, tuple[list[Server], dict[uuid.UUID | None, int] | None]
-        ] = {}
+        self._groups: dict[str | None, _Group] = {}
         self._named: dict[str, Server | None] = {}
 
     def place(self, group: str | None) -> Server | None:
-        candidates, counts = self._load(group)
-        chosen = self._choose(candidates, counts)
-        if chosen is not None and counts is not None:
-            counts[chosen.id] = counts.get(chosen.id, 0) + 1
+        loaded = self._load(group)
+        chosen = self._choose(loaded)
+        if chosen is not None and loaded.counts is not None:
+            loaded.counts[chosen.id] = loaded.counts.get(chosen.id, 0) + 1
         return chosen
 
     def unplace(self, server: Server, group: str | None) -> None:
         """Give back a slot `place(group)` counted for an account not created."""
-        _, counts = self._groups.get(group, ([], None))
-        if counts is not None and counts.get(server.id, 0) > 0:
-            counts[server.id] -= 1
+        loaded = self._groups.get(group)
+        if loaded is not None and loaded.counts and loaded.counts.get(server.id, 0):
+            loaded.counts[server.id] -= 1
 
     def named(self, name: str) -> Server | None:
         """The server called `name` (read once per Placement)."""
@@ -90,9 +88,7 @@ class Placement:
             self._named[name] = find_server_by_name(self._session, name)
         return self._named[name]
 
-    def _load(
-        self, group: str | None
-    ) -> tuple[list[Server], dict[uuid.UUID | None, int] | None]:
+    def _load(self, group: str | None) -> "_Group":
         if group in self._groups:
             return self._groups[group]
         stmt = select(Server).where(Server.state == ServerState.ACTIVE)
@@ -100,8 +96,9 @@ class Placement:
             stmt = stmt.where(Server.group_name == group)
         stmt = stmt.order_by(Server.name)
         candidates = list(self._session.scalars(stmt))
+        limited = any(slots(s) is not None for s in candidates)
         counts: dict[uuid.UUID | None, int] | None = None
-        if any(slots(s) is not None for s in candidates):
+        if limited:
             # A limit may have been set since the unlocked read: decide on
             # locked rows.
             locked = stmt.with_for_update().execution_options(populate_existing=True)
@@ -110,21 +107,19 @@ class Placement:
         elif self._policy is PlacementPolicy.LEAST_FULL and len(candidates) > 1:
             # No limits: "least full" is the fewest accounts (ties: name order).
             counts = _accounts(self._session, candidates)
-        self._groups[group] = (candidates, counts)
-        return candidates, counts
+        loaded = _Group(candidates, counts, limited)
+        self._groups[group] = loaded
+        return loaded
 
-    def _choose(
-        self, candidates: list[Server], counts: dict[uuid.UUID | None, int] | None
-    ) -> Server | None:
-        if not candidates:
+    def _choose(self, loaded: "_Group") -> Server | None:
+        if not loaded.candidates:
             return None
-        if counts is None:  # no limits, and name order decides
-            return candidates[0]
-        limited = any(slots(s) is not None for s in candidates)
+        if loaded.counts is None:  # no limits, and name order decides
+            return loaded.candidates[0]
         best: Server | None = None
         best_fill = float("inf")
-        for server in candidates:  # ties: name order (strict <)
-            used = counts.get(server.id, 0)
+        for server in loaded.candidates:  # ties: name order (strict <)
+            used = loaded.counts.get(server.id, 0)
             cap = slots(server)
             if cap is not None and used >= cap:
                 continue
@@ -133,10 +128,19 @@ class Placement:
             # With limits: the share used (an unlimited server counts as empty);
             # without: "least full" is the fewest accounts.
             share = 0.0 if cap is None else used / cap
-            fill = share if limited else float(used)
+            fill = share if loaded.limited else float(used)
             if fill < best_fill:
                 best, best_fill = server, fill
         return best
+
+
+@dataclass(slots=True)
+class _Group:
+    """A group's candidates as read once, and their accounts (None: not needed)."""
+
+    candidates: list[Server]
+    counts: dict[uuid.UUID | None, int] | None
+    limited: bool  # some candidate has a slot limit (rows locked, counts read)
 
 
 def _accounts(session: Session, servers: list[Server]) -> dict[uuid.UUID | None, int]:
