@@ -202,15 +202,11 @@ def backlog_left(env: BridgeEnv) -> dict[str, int]:
     return {str(name): int(count) for name, count in rows}
 
 
-def latencies(
-    env: BridgeEnv,
-    healthy: list[str],
-    start: datetime,
-    end: datetime,
-    origin: datetime | None = None,
-) -> list[float]:
-    """finished_at - created_at of the healthy panels' orders completed in the
-    window; with `origin`, from max(created_at, origin) instead."""
+def completed_in_window(
+    env: BridgeEnv, healthy: list[str], start: datetime, end: datetime
+) -> list[tuple[datetime, datetime]]:
+    """(created_at, finished_at) of the healthy panels' orders completed in the
+    window."""
     services = _services(env)
     try:
         with services.sessions() as session:
@@ -226,10 +222,16 @@ def latencies(
             ).all()
     finally:
         services.close()
+    return [(c, f) for c, f in rows if f is not None]
+
+
+def latencies(
+    completed: list[tuple[datetime, datetime]], origin: datetime | None = None
+) -> list[float]:
+    """finished_at - created_at; with `origin`, from max(created_at, origin)."""
     return [
         (f - (c if origin is None else max(c, origin))).total_seconds()
-        for c, f in rows
-        if f is not None
+        for c, f in completed
     ]
 
 
@@ -289,8 +291,9 @@ def run_case(args: argparse.Namespace, case: str, tmp: Path) -> dict[str, Any]:
         left = backlog_left(env)
         counts, gaps = calls_in_window(base, names, start, end)
         compared = names[:-2] if len(names) > 2 else names
-        lat = latencies(env, compared, start, end)
-        since_first = latencies(env, compared, start, end, origin=first_done)
+        completed = completed_in_window(env, compared, start, end)
+        lat = latencies(completed)
+        since_first = latencies(completed, origin=first_done)
     minutes = (end - start) / timedelta(minutes=1)
     per_min = {n: c["calls"] / minutes for n, c in counts.items()}
     total = sum(per_min.values())
