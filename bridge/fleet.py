@@ -149,6 +149,17 @@ class PanelRegistry:
             self._clients[server.id] = (server.updated_at, client)
             return client
 
+    @property
+    def inflight(self) -> InFlightSlots | None:
+        """The per-server cap on concurrent calls, for clients built elsewhere
+        (bridge.lanes) that must count against it too."""
+        return self._inflight
+
+    @property
+    def inflight_retry_after(self) -> float:
+        """How long a call refused a slot waits before asking again."""
+        return self._inflight_retry_after
+
     def calls_in_flight(
         self, servers: Sequence[str], *, older_than: float = 0.0
     ) -> dict[str, int]:

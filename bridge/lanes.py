@@ -1,6 +1,10 @@
 """Panel clients that spend a server's budget through a lane (bridge.ratelimit):
 `priority_client` for a person waiting (SSO), `usage_client` for background usage
 collection capped at BRIDGE_USAGE_BUDGET_SHARE. Callers close what they get.
+
+Both count against the server's in-flight cap (BRIDGE_SERVER_MAX_IN_FLIGHT) through
+the same slots as the engine's clients (`services.panels.inflight`): a lane only
+changes whose turn a token is, never how many calls a panel gets at once.
 """
 
 from bridge.container import Services
@@ -21,6 +25,8 @@ def _client(services: Services, server: Server, budget: Budget) -> PanelClient:
         timeouts=PanelTimeouts.from_settings(settings),
         host_id=services.host_id,
         token_ttl=settings.panel_token_cache_seconds,
+        inflight=services.panels.inflight,
+        inflight_retry_after=services.panels.inflight_retry_after,
     )
 
 

@@ -3,7 +3,9 @@
 The link is a credential: it is returned to the caller and nothing else — never
 logged, stored or audited (the audit entry says which service and when). Minted
 only with an API key (a JWT must never travel in a URL), through the server's
-priority lane: a person is waiting, so queued work stands aside for one slot.
+priority lane: a person is waiting, so queued work stands aside for one slot. It
+also needs one of the server's in-flight slots (BRIDGE_SERVER_MAX_IN_FLIGHT) and
+waits for one at most BRIDGE_SSO_MAX_WAIT_SECONDS, then answers "busy".
 """
 
 import re
@@ -186,8 +188,12 @@ def _mint(
             )
         except RateLimitedError as exc:
             if waited + exc.retry_after > budget:
+                # No token, or every in-flight slot of the server taken: the
+                # person gets a clear "busy" rather than a hung request.
                 raise SsoUnavailableError(
-                    "panel budget exhausted; try again shortly", exc.retry_after
+                    "panel busy (rate budget or concurrent calls used up); "
+                    "try again shortly",
+                    exc.retry_after,
                 ) from exc
             sleep(exc.retry_after)
             waited += exc.retry_after
