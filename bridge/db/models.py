@@ -47,7 +47,12 @@ from bridge.domain.roles import Role
 from bridge.domain.states import OrderStatus, ServiceStatus, StepStatus, WaitReason
 
 _ACTIVE_ORDER_STATUSES = "status IN ('queued', 'running', 'waiting')"
-_LIVE_SERVICE_STATUSES = "status IN ('pending', 'active', 'suspended')"
+# Services that hold their panel username on their server: the live ones, and a
+# failed one that owns its account (a create that failed after the user step).
+_HOLDS_USERNAME = (
+    "status IN ('pending', 'active', 'suspended')"
+    " OR (status = 'failed' AND owns_account)"
+)
 
 
 class Server(Base):
@@ -103,16 +108,16 @@ class Service(Base):
             "suspension_reason",
             "suspended_at",
         ),
-        # One live service per panel username and server: a second service can
-        # never adopt (and then take over) the first one's account. Terminated
-        # and failed services free the name.
+        # One holder per panel username and server: a second service can never
+        # adopt (and then take over) the first one's account. Terminated services
+        # free the name, and failed ones that own no account on the panel.
         Index(
             "uq_services_live_server_username",
             "server_id",
             "username",
             unique=True,
-            postgresql_where=text(_LIVE_SERVICE_STATUSES),
-            sqlite_where=text(_LIVE_SERVICE_STATUSES),
+            postgresql_where=text(_HOLDS_USERNAME),
+            sqlite_where=text(_HOLDS_USERNAME),
         ),
     )
 

@@ -2,26 +2,34 @@
 
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from bridge.db.models import Service
-from bridge.domain.states import LIVE_SERVICE_STATUSES
+from bridge.domain.states import LIVE_SERVICE_STATUSES, ServiceStatus
 
 
 def find_username_holder(
     session: Session, server_id: uuid.UUID, username: str | None, service_id: str
 ) -> str | None:
-    """Another live service of `server_id` that holds `username`, if any.
+    """Another service of `server_id` that holds `username`, if any.
 
-    One live service per panel username and server (the partial unique index is
-    the backstop): a second service must never adopt the first one's account.
+    A live service holds its name, and so does a failed one that owns its panel
+    account (its create failed after the user step): a second service must never
+    adopt the first one's account, which the first one's terminate would delete.
+    The partial unique index `uq_services_live_server_username` is the backstop.
     """
     return session.scalars(
         select(Service.service_id).where(
             Service.server_id == server_id,
             Service.username == username,
             Service.service_id != service_id,
-            Service.status.in_(LIVE_SERVICE_STATUSES),
+            or_(
+                Service.status.in_(LIVE_SERVICE_STATUSES),
+                and_(
+                    Service.status == ServiceStatus.FAILED,
+                    Service.owns_account.is_(True),
+                ),
+            ),
         )
     ).first()

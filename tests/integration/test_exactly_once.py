@@ -15,10 +15,10 @@ import pytest
 from sqlalchemy import select, update
 
 from bridge.container import Services, build_services, system_clock
-from bridge.db.models import Order, Server, Step
+from bridge.db.models import Order, Server, Service, Step
 from bridge.dispatcher import dispatch_due_orders
 from bridge.domain.model import AccountSpec, Action, OrderSpec, StepKind
-from bridge.domain.states import OrderStatus, StepStatus, WaitReason
+from bridge.domain.states import OrderStatus, ServiceStatus, StepStatus, WaitReason
 from bridge.engine import run_order
 from bridge.errors import InvalidOrderError
 from bridge.ops import OperationRefusedError
@@ -109,6 +109,61 @@ def test_terminated_service_frees_its_username(
     order = drive(services, submit(services, again), clock, sim)
     assert order.status is OrderStatus.COMPLETED, order.last_error
     assert sim.ledger()["user"] == {"user1": 2}
+
+
+def _fail_after_the_user_step(
+    services: Services, sim: SimControl, clock: FakeClock
+) -> None:
+    """svc-1's create fails at its certificate: failed, and owns user1's account."""
+    sim.faults(ssl_failure_rate=1.0)
+    order = drive(services, submit(services, create_spec(mailboxes=())), clock, sim)
+    sim.clear_faults()
+    assert order.status is OrderStatus.FAILED
+    assert order.service.status is ServiceStatus.FAILED
+    assert order.service.owns_account
+
+
+def test_failed_service_that_owns_its_account_keeps_its_username(
+    services: Services, server: Server, sim: SimControl, clock: FakeClock
+) -> None:
+    _fail_after_the_user_step(services, sim, clock)
+    # Same username, email and package: it would adopt svc-1's account, which
+    # svc-1's terminate would then delete.
+    twin = _user_only(order_id="ord-twin", service_id="svc-twin")
+    taken = "already used on server sim by service svc-1"
+    with pytest.raises(InvalidOrderError, match=taken):
+        submit(services, twin)
+    gone = OrderSpec(order_id="term-1", service_id="svc-1", action=Action.TERMINATE)
+    assert drive(services, submit(services, gone), clock, sim).status is (
+        OrderStatus.COMPLETED
+    )
+    order = drive(services, submit(services, twin), clock, sim)
+    assert order.status is OrderStatus.COMPLETED, order.last_error
+    assert not (order.steps[0].response or {}).get("adopted")
+    assert sim.ledger()["user"] == {"user1": 2}  # a new account, not svc-1's
+
+
+def test_engine_refuses_to_adopt_the_account_of_a_failed_owner(
+    services: Services, server: Server, sim: SimControl, clock: FakeClock
+) -> None:
+    # Intake and the unique index keep a second holder out; the engine's own
+    # check is the last line should one slip past them (a row written before
+    # the index, or by hand). Here: svc-twin's create, accepted first, then its
+    # service set aside (failed, owning nothing) so svc-1 may take the name.
+    twin = submit(services, _user_only(order_id="ord-twin", service_id="svc-twin"))
+    with services.sessions.begin() as session:
+        session.execute(
+            update(Service)
+            .where(Service.service_id == "svc-twin")
+            .values(status=ServiceStatus.FAILED)
+        )
+    _fail_after_the_user_step(services, sim, clock)
+    order = drive(services, twin, clock, sim)
+    assert order.status is OrderStatus.FAILED
+    assert order.steps[0].error_code == "conflict"
+    assert "belongs to service svc-1" in (order.last_error or "")
+    assert sim.ledger()["user"] == {"user1": 1}
+    assert not [r for r in sim.requests() if r["path"].endswith("/password")]
 
 
 def test_lifecycle_order_behind_a_failed_create_does_not_touch_the_account(

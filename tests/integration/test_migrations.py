@@ -6,11 +6,13 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, inspect, select
-from sqlalchemy.exc import StatementError
+from sqlalchemy.exc import IntegrityError, StatementError
 
 from bridge.db import migrate
-from bridge.db.models import AuditEntry
+from bridge.db.models import AuditEntry, Server, Service
 from bridge.db.session import make_engine, make_session_factory
+from bridge.domain.model import AuthMode
+from bridge.domain.states import ServiceStatus
 from tests.infra import is_sqlite, recreate_database, suite_database_url
 
 pytestmark = [pytest.mark.integration, pytest.mark.smoke]
@@ -62,6 +64,67 @@ def test_downgrade_and_upgrade_round_trip(empty_database_url: str) -> None:
         assert migrate.current_revision(engine) != head
         migrate.upgrade(empty_database_url)
         assert migrate.current_revision(engine) == head
+    finally:
+        engine.dispose()
+
+
+def _service(
+    server_id: uuid.UUID, service_id: str, status: ServiceStatus, *, owns: bool
+) -> Service:
+    return Service(
+        service_id=service_id,
+        server_id=server_id,
+        username="user1",
+        status=status,
+        owns_account=owns,
+    )
+
+
+def _server(engine: Engine) -> uuid.UUID:
+    server = Server(
+        name="s1", base_url="http://s1", auth_mode=AuthMode.API_KEY, credentials="x"
+    )
+    with make_session_factory(engine).begin() as session:
+        session.add(server)
+    return server.id
+
+
+def test_failed_service_owning_its_account_holds_its_username(
+    empty_database_url: str,
+) -> None:
+    migrate.upgrade(empty_database_url)
+    engine = make_engine(empty_database_url)
+    sessions = make_session_factory(engine)
+    try:
+        server_id = _server(engine)
+        with sessions.begin() as session:
+            session.add(_service(server_id, "gone", ServiceStatus.FAILED, owns=False))
+            session.add(_service(server_id, "owner", ServiceStatus.FAILED, owns=True))
+        with pytest.raises(IntegrityError), sessions.begin() as session:
+            session.add(_service(server_id, "twin", ServiceStatus.PENDING, owns=False))
+        with sessions.begin() as session:
+            owner = session.get_one(Service, "owner")
+            owner.status = ServiceStatus.TERMINATED
+        with sessions.begin() as session:  # terminated: the name is free again
+            session.add(_service(server_id, "twin", ServiceStatus.PENDING, owns=False))
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_refuses_a_live_twin_of_a_failed_owner(
+    empty_database_url: str,
+) -> None:
+    # What older releases allowed: a second service adopted a failed one's account.
+    migrate.upgrade(empty_database_url, "e13import01")
+    engine = make_engine(empty_database_url)
+    try:
+        server_id = _server(engine)
+        with make_session_factory(engine).begin() as session:
+            session.add(_service(server_id, "owner", ServiceStatus.FAILED, owns=True))
+            session.add(_service(server_id, "twin", ServiceStatus.ACTIVE, owns=True))
+        with pytest.raises(RuntimeError, match="user1 on server"):
+            migrate.upgrade(empty_database_url)
+        assert migrate.current_revision(engine) == "e13import01"
     finally:
         engine.dispose()
 
