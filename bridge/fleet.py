@@ -62,13 +62,22 @@ def save_server(session: Session, box: SecretBox, spec: ServerSpec) -> Server:
     """Insert or update the server named `spec.name`; credentials stored encrypted."""
     if not spec.base_url.startswith(("http://", "https://")):
         raise InvalidOrderError("url", "must start with http:// or https://")
+    credentials = spec.credentials()
     server = find_server_by_name(session, spec.name)
     if server is None:
         server = Server(name=spec.name)
         session.add(server)
+    elif (
+        server.auth_mode is not spec.auth_mode
+        or box.decrypt_json(server.credentials) != credentials
+    ):
+        # The rejected-credentials flag is about these credentials: only new
+        # ones lift it (as does a passing `servers test`); editing the group or
+        # the limit proves nothing about them.
+        server.auth_error = None
     server.base_url = spec.base_url.rstrip("/")
     server.auth_mode = spec.auth_mode
-    server.credentials = box.encrypt_json(spec.credentials())
+    server.credentials = box.encrypt_json(credentials)
     server.force_login = spec.force_login
     server.rate_limit_per_min = spec.rate_limit_per_min
     server.group_name = spec.group
@@ -78,7 +87,6 @@ def save_server(session: Session, box: SecretBox, spec: ServerSpec) -> Server:
     server.tls_fingerprint = spec.tls_fingerprint
     server.state = spec.state
     server.webhooks_enabled = spec.webhooks
-    server.auth_error = None
     return server
 
 
