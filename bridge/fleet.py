@@ -4,7 +4,7 @@ per-process `PanelRegistry` that hands out one long-lived PanelClient per server
 import threading
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -16,9 +16,13 @@ from bridge.crypto import SecretBox
 from bridge.db.models import Server
 from bridge.db.servers import find_server_by_name
 from bridge.domain.model import AuthMode, ServerState
-from bridge.errors import InvalidOrderError, RateLimiterUnavailableError
+from bridge.errors import (
+    ConfigurationError,
+    InvalidOrderError,
+    RateLimiterUnavailableError,
+)
 from bridge.inflight import InFlightSlots
-from bridge.panel import PanelClient, PanelConfig, PanelTimeouts
+from bridge.panel import PanelClient, PanelConfig, PanelTimeouts, resolve_routes
 from bridge.ratelimit import RedisRateLimiter
 
 log = structlog.get_logger(__name__)
@@ -44,6 +48,9 @@ class ServerSpec:
     tls_fingerprint: str | None = None
     state: ServerState = ServerState.ACTIVE
     webhooks: bool = False
+    # Operation -> {"method"?, "path"?}: the panel's routes where they differ from
+    # the contract's (bridge.panel.routes; the usage paths are only ASSUMED).
+    route_overrides: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     def credentials(self) -> dict[str, str]:
         if self.auth_mode is AuthMode.API_KEY:
@@ -58,11 +65,35 @@ class ServerSpec:
         return creds
 
 
+def check_route_overrides(
+    overrides: Mapping[str, Mapping[str, str]],
+) -> dict[str, dict[str, str]]:
+    """The overrides as stored (methods upper-case), checked against the route
+    table now, so a typo fails when the server is configured, not on an order.
+
+    Raises InvalidOrderError("route_overrides", …) naming the operation.
+    """
+    stored: dict[str, dict[str, str]] = {}
+    for operation, entry in overrides.items():
+        if not entry:
+            msg = f"{operation!r}: give a method, a path or both"
+            raise InvalidOrderError("route_overrides", msg)
+        stored[operation] = {
+            k: v.upper() if k == "method" else v for k, v in entry.items()
+        }
+    try:
+        resolve_routes(stored)
+    except ConfigurationError as exc:
+        raise InvalidOrderError("route_overrides", str(exc)) from None
+    return stored
+
+
 def save_server(session: Session, box: SecretBox, spec: ServerSpec) -> Server:
     """Insert or update the server named `spec.name`; credentials stored encrypted."""
     if not spec.base_url.startswith(("http://", "https://")):
         raise InvalidOrderError("url", "must start with http:// or https://")
     credentials = spec.credentials()
+    routes = check_route_overrides(spec.route_overrides)
     server = find_server_by_name(session, spec.name)
     if server is None:
         server = Server(name=spec.name)
@@ -87,6 +118,7 @@ def save_server(session: Session, box: SecretBox, spec: ServerSpec) -> Server:
     server.tls_fingerprint = spec.tls_fingerprint
     server.state = spec.state
     server.webhooks_enabled = spec.webhooks
+    server.route_overrides = routes
     return server
 
 
@@ -211,4 +243,5 @@ def describe_server(server: Server) -> dict[str, Any]:
         "webhook_subscribed": not (server.webhook_id or "pending:").startswith(
             "pending:"
         ),
+        "route_overrides": dict(server.route_overrides or {}),
     }

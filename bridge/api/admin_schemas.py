@@ -13,6 +13,12 @@ from pydantic import (
     StrictInt,
 )
 
+from bridge.api.admin_servers_schemas import (
+    MAX_ROUTE_OVERRIDES,
+    ROUTE_OVERRIDES_DOC,
+    RouteOverrideIn,
+    route_changes,
+)
 from bridge.api.schemas import HttpUrlText
 from bridge.domain.model import ServerState
 from bridge.ops import ServerChanges
@@ -54,6 +60,9 @@ class ServerIn(BaseModel):
     webhooks: bool | None = Field(
         default=None, description="Subscribe to panel events (needs BRIDGE_PUBLIC_URL)"
     )
+    route_overrides: dict[str, RouteOverrideIn] | None = Field(
+        default=None, max_length=MAX_ROUTE_OVERRIDES, description=ROUTE_OVERRIDES_DOC
+    )
 
     def to_changes(self) -> ServerChanges:
         def secret(value: SecretStr | None) -> str | None:
@@ -64,6 +73,8 @@ class ServerIn(BaseModel):
             for name in CLEARABLE
             if name in self.model_fields_set and getattr(self, name) is None
         }
+        if "route_overrides" in self.model_fields_set:
+            cleared.add("route_overrides")  # sent overrides replace the old ones
         return ServerChanges(
             url=self.url,
             api_key=secret(self.api_key),
@@ -78,6 +89,7 @@ class ServerIn(BaseModel):
             tls_fingerprint=self.tls_fingerprint,
             state=self.state,
             webhooks=self.webhooks,
+            routes=route_changes(self.route_overrides),
             clear=frozenset(cleared),
         )
 

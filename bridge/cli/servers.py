@@ -2,6 +2,7 @@
 credentials are write-only and never printed)."""
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import click
@@ -12,7 +13,8 @@ from bridge.cli.operator import cell, cli_actor, styled
 from bridge.cli.output import emit_json, emit_table
 from bridge.db.servers import get_server_by_name
 from bridge.domain.model import AuthMode, ServerState
-from bridge.fleet import ServerSpec
+from bridge.errors import InvalidOrderError
+from bridge.fleet import ServerSpec, check_route_overrides
 from bridge.ops import (
     ServerChanges,
     add_server,
@@ -21,11 +23,23 @@ from bridge.ops import (
     list_servers,
     probe_server,
     remove_server,
+    server_detail,
 )
 from bridge.packages import cached_packages, refresh_packages
 
 _STATES = click.Choice([s.value for s in ServerState])
 _JSON = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+_ROUTE_OVERRIDE = click.option(
+    "--route-override",
+    "route_override",
+    multiple=True,
+    metavar="OP=METHOD:PATH",
+    help=(
+        "Use another panel route for operation OP (e.g. "
+        "list_usage=GET:/api/v1/stats/usage; METHOD: is optional); OP= drops it. "
+        "Repeatable."
+    ),
+)
 
 
 @click.group()
@@ -56,6 +70,7 @@ servers.add_command(importer.import_cmd)
     show_default=True,
     help="Subscribe to the panel's ssl.issued/user.* events (BRIDGE_PUBLIC_URL).",
 )
+@_ROUTE_OVERRIDE
 @click.pass_obj
 def add(
     obj: CliContext,
@@ -73,11 +88,17 @@ def add(
     tls_fingerprint: str | None,
     state: str,
     webhooks: bool,
+    route_override: tuple[str, ...],
 ) -> None:
     """Add (or replace) server NAME; credentials are stored encrypted."""
     if bool(api_key) == bool(username):
         msg = "give either --api-key or --username/--password"
         raise click.UsageError(msg)
+    routes = {
+        op: entry
+        for op, entry in _route_overrides(route_override).items()
+        if entry is not None
+    }
     spec = ServerSpec(
         name=name,
         base_url=url,
@@ -94,6 +115,7 @@ def add(
         tls_fingerprint=tls_fingerprint,
         state=ServerState(state),
         webhooks=webhooks,
+        route_overrides=routes,
     )
     view = add_server(obj.services, spec, cli_actor())
     click.echo(f"server {name} saved")
@@ -107,6 +129,39 @@ def _echo_webhook(report: dict[str, Any]) -> None:
         click.echo(f"webhooks: subscribed ({report.get('id')})")
     elif report.get("enabled") or report.get("note") == "unsubscribed":
         click.echo(f"webhooks: {report.get('note')}")
+
+
+def _route_overrides(values: tuple[str, ...]) -> dict[str, dict[str, str] | None]:
+    """--route-override OP=METHOD:PATH | OP=PATH | OP= (drop OP's override).
+
+    Checked against the route table here, so a mistake names the option.
+    """
+    parsed: dict[str, dict[str, str] | None] = {}
+    for value in values:
+        operation, sep, rest = value.partition("=")
+        if not sep or not operation:
+            msg = f"{value!r}: expected OP=METHOD:PATH (or OP= to drop it)"
+            raise click.BadParameter(msg, param_hint="--route-override")
+        if not rest:
+            parsed[operation] = None
+            continue
+        method, colon, path = rest.partition(":")
+        if rest.startswith("/"):
+            parsed[operation] = {"path": rest}
+        elif colon and method.isalpha():
+            parsed[operation] = {"method": method.upper(), "path": path}
+        else:
+            msg = f"{value!r}: expected OP=METHOD:PATH, e.g. list_usage=GET:/usage/"
+            raise click.BadParameter(msg, param_hint="--route-override")
+    _check_routes({k: v for k, v in parsed.items() if v is not None})
+    return parsed
+
+
+def _check_routes(routes: Mapping[str, Mapping[str, str]]) -> None:
+    try:
+        check_route_overrides(routes)
+    except InvalidOrderError as exc:
+        raise click.BadParameter(exc.reason, param_hint="--route-override") from None
 
 
 def _capacity(value: str | None) -> tuple[int | None, bool]:
@@ -137,6 +192,12 @@ def _capacity(value: str | None) -> tuple[int | None, bool]:
 @click.option("--system-tls", is_flag=True, help="Drop the CA bundle and the pin.")
 @click.option("--state", type=_STATES, default=None)
 @click.option("--webhooks/--no-webhooks", default=None, help="Panel events on/off.")
+@_ROUTE_OVERRIDE
+@click.option(
+    "--no-route-overrides",
+    is_flag=True,
+    help="Drop every route override first (back to the contract's routes).",
+)
 @_JSON
 @click.pass_obj
 def edit(
@@ -156,6 +217,8 @@ def edit(
     system_tls: bool,
     state: str | None,
     webhooks: bool | None,
+    route_override: tuple[str, ...],
+    no_route_overrides: bool,
     as_json: bool,
 ) -> None:
     """Change only the given fields of server NAME (credentials only if given)."""
@@ -163,6 +226,9 @@ def edit(
     clear = {"capacity"} if clear_cap else set()
     if system_tls:
         clear |= {"ca_bundle", "tls_fingerprint"}
+    if no_route_overrides:
+        clear.add("route_overrides")
+    routes = _route_overrides(route_override)
     changes = ServerChanges(
         url=url,
         api_key=api_key,
@@ -177,6 +243,7 @@ def edit(
         tls_fingerprint=tls_fingerprint,
         state=ServerState(state) if state else None,
         webhooks=webhooks,
+        routes=routes,
         clear=frozenset(clear),
     )
     view = edit_server(obj.services, name, changes, cli_actor())
@@ -212,6 +279,31 @@ def list_cmd(obj: CliContext, as_json: bool) -> None:
             for r in rows
         ],
     )
+
+
+@servers.command("show")
+@click.argument("name")
+@_JSON
+@click.pass_obj
+def show(obj: CliContext, name: str, as_json: bool) -> None:
+    """One server's settings and state (never its credentials)."""
+    with obj.services.sessions() as session:
+        view = server_detail(get_server_by_name(session, name))
+    if as_json:
+        emit_json({"server": view})
+        return
+    routes = view.pop("route_overrides")
+    rows = [[key, cell(value)] for key, value in view.items()]
+    rows += [
+        [
+            f"route {op}",
+            cell(
+                f"{entry.get('method', '(default)')} {entry.get('path', '(default)')}"
+            ),
+        ]
+        for op, entry in sorted(routes.items())
+    ]
+    emit_table(f"server {name}", ["field", "value"], rows)
 
 
 @servers.command("drain")

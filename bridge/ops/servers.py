@@ -4,6 +4,7 @@ Credentials are write-only: they are merged and encrypted here, and neither view
 nor audit entries ever carry them (an audit entry says "credentials replaced").
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,8 +24,9 @@ from bridge.ops.errors import OperationRefusedError
 from bridge.panel.tls import normalise_fingerprint
 from bridge.webhook_subscriptions import sync_subscription, unsubscribe
 
-# Fields an edit may set back to "none" (unlimited capacity, system trust).
-CLEARABLE = frozenset({"capacity", "ca_bundle", "tls_fingerprint"})
+# Fields an edit may set back to "none" (unlimited capacity, system trust, the
+# contract's routes).
+CLEARABLE = frozenset({"capacity", "ca_bundle", "tls_fingerprint", "route_overrides"})
 _T = TypeVar("_T")
 
 
@@ -45,6 +47,9 @@ class ServerChanges:
     tls_fingerprint: str | None = None
     state: ServerState | None = None
     webhooks: bool | None = None
+    # Per operation: its new override, or None to drop it (back to the default
+    # route). Applied after `clear` ("route_overrides" in it drops them all first).
+    routes: Mapping[str, Mapping[str, str] | None] = field(default_factory=dict)
     clear: frozenset[str] = field(default_factory=frozenset)
 
     @property
@@ -108,6 +113,19 @@ def _tls(
     return ca_bundle, fingerprint
 
 
+def _routes(
+    current: Mapping[str, Mapping[str, str]], changes: ServerChanges
+) -> dict[str, Mapping[str, str]]:
+    """The route overrides after `changes` (checked when the server is saved)."""
+    routes = {} if "route_overrides" in changes.clear else dict(current)
+    for operation, entry in changes.routes.items():
+        if entry is None:
+            routes.pop(operation, None)
+        else:
+            routes[operation] = entry
+    return routes
+
+
 def _merged(server: Server, box: SecretBox, changes: ServerChanges) -> ServerSpec:
     creds = box.decrypt_json(server.credentials)
     mode, creds = _credentials(server.auth_mode, creds, changes)
@@ -134,6 +152,7 @@ def _merged(server: Server, box: SecretBox, changes: ServerChanges) -> ServerSpe
         tls_fingerprint=None if "tls_fingerprint" in clear else fingerprint,
         state=changes.state or server.state,
         webhooks=_given(changes.webhooks, server.webhooks_enabled),
+        route_overrides=_routes(server.route_overrides or {}, changes),
     )
 
 
@@ -164,6 +183,7 @@ def _new_spec(name: str, changes: ServerChanges) -> ServerSpec:
         tls_fingerprint=fingerprint,
         state=changes.state or ServerState.ACTIVE,
         webhooks=bool(changes.webhooks),
+        route_overrides=_routes({}, changes),
     )
 
 

@@ -1,0 +1,202 @@
+"""The server registry from the CLI and the admin API: per-server route overrides
+(set, shown, validated, cleared), and webhooks on `servers add`."""
+
+from typing import Any
+
+import httpx
+import pytest
+
+from bridge.container import Services
+from bridge.db.models import Server
+from bridge.settings import Settings
+from bridge.simulator import SimulatorServer
+from tests.cli_runner import as_json, bridge
+from tests.infra import ADMIN_TOKEN
+from tests.simctl import SimControl
+
+pytestmark = pytest.mark.integration
+
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+USAGE_PATH = "/api/v1/stats/{username}/usage"
+
+
+def panel_hooks(sim: SimControl) -> list[dict[str, Any]]:
+    hooks: list[dict[str, Any]] = sim._get("/webhooks")["webhooks"]
+    return hooks
+
+
+def shown(settings: Settings, name: str = "sim") -> dict[str, Any]:
+    result = bridge(settings, "servers", "show", name, "--json")
+    view: dict[str, Any] = as_json(result)["server"]
+    return view
+
+
+# --- route overrides: CLI ---
+
+
+def test_cli_add_and_edit_set_show_and_clear_route_overrides(
+    settings: Settings, services: Services, simulator: SimulatorServer
+) -> None:
+    added = bridge(
+        settings,
+        "servers",
+        "add",
+        "sim",
+        "--url",
+        simulator.base_url,
+        "--api-key",
+        simulator.credentials().api_key,
+        "--route-override",
+        f"get_user_usage=GET:{USAGE_PATH}",
+        "--route-override",
+        "list_usage=/api/v1/stats/",
+    )
+    assert added.returncode == 0, added.stderr
+    expected = {
+        "get_user_usage": {"method": "GET", "path": USAGE_PATH},
+        "list_usage": {"path": "/api/v1/stats/"},
+    }
+    assert shown(settings)["route_overrides"] == expected
+    listed = as_json(bridge(settings, "servers", "list", "--json"))
+    assert listed[0]["route_overrides"] == expected
+
+    dropped = bridge(
+        settings, "servers", "edit", "sim", "--route-override", "list_usage="
+    )
+    assert dropped.returncode == 0, dropped.stderr
+    assert shown(settings)["route_overrides"] == {
+        "get_user_usage": {"method": "GET", "path": USAGE_PATH}
+    }
+    human = bridge(settings, "servers", "show", "sim")
+    assert f"GET {USAGE_PATH}" in human.stdout
+
+    cleared = bridge(settings, "servers", "edit", "sim", "--no-route-overrides")
+    assert cleared.returncode == 0, cleared.stderr
+    assert shown(settings)["route_overrides"] == {}
+
+
+@pytest.mark.parametrize(
+    ("value", "complaint"),
+    [
+        ("list_usages=GET:/api/v1/usage/", "unknown operation 'list_usages'"),
+        ("list_usage=FETCH:/api/v1/usage/", "method 'FETCH' not allowed"),
+        ("list_usage=GET:api/v1/usage/", "path must be an absolute path"),
+        ("list_usage=POST:/api/v1/usage/", "cannot change read/write kind"),
+        ("get_user_usage=GET:/api/v1/usage/{user}", "path fields"),
+        ("list_usage", "expected OP=METHOD:PATH"),
+        ("list_usage=api/v1/usage/", "expected OP=METHOD:PATH"),
+    ],
+)
+def test_cli_refuses_a_bad_route_override_naming_the_option(
+    settings: Settings, server: Server, value: str, complaint: str
+) -> None:
+    result = bridge(settings, "servers", "edit", "sim", "--route-override", value)
+
+    assert result.returncode == 2
+    assert "--route-override" in result.stderr
+    assert complaint in result.stderr
+    assert shown(settings)["route_overrides"] == {}
+
+
+# --- route overrides: admin API ---
+
+
+def test_admin_api_sets_shows_and_clears_route_overrides(
+    api: httpx.Client, server: Server
+) -> None:
+    overrides = {"get_user_usage": {"method": "get", "path": USAGE_PATH}}
+    put = api.put(
+        "/v1/admin/servers/sim", json={"route_overrides": overrides}, headers=ADMIN
+    )
+
+    assert put.status_code == 200, put.text
+    stored = {"get_user_usage": {"method": "GET", "path": USAGE_PATH}}
+    assert put.json()["server"]["route_overrides"] == stored
+    got = api.get("/v1/admin/servers/sim", headers=ADMIN).json()["server"]
+    assert got["route_overrides"] == stored
+    listed = api.get("/v1/admin/servers", headers=ADMIN).json()["data"]
+    assert listed[0]["route_overrides"] == stored
+
+    # Other fields leave them alone; null clears them.
+    api.put("/v1/admin/servers/sim", json={"limit": 100}, headers=ADMIN)
+    got = api.get("/v1/admin/servers/sim", headers=ADMIN).json()["server"]
+    assert got["route_overrides"] == stored
+    cleared = api.put(
+        "/v1/admin/servers/sim", json={"route_overrides": None}, headers=ADMIN
+    )
+    assert cleared.json()["server"]["route_overrides"] == {}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "complaint"),
+    [
+        ({"list_usages": {"path": "/x/"}}, "unknown operation 'list_usages'"),
+        ({"list_usage": {"method": "FETCH"}}, "method 'FETCH' not allowed"),
+        ({"list_usage": {"path": "api/v1/usage/"}}, "absolute path"),
+        ({"list_usage": {}}, "give a method, a path or both"),
+        ({"list_usage": {"verb": "GET"}}, "Extra inputs"),
+        ({"list_usage": "GET /x/"}, "valid dictionary"),
+    ],
+)
+def test_admin_api_refuses_a_bad_route_override_with_422(
+    api: httpx.Client, server: Server, overrides: Any, complaint: str
+) -> None:
+    response = api.put(
+        "/v1/admin/servers/sim", json={"route_overrides": overrides}, headers=ADMIN
+    )
+
+    assert response.status_code == 422, response.text
+    detail = response.json()["detail"][0]
+    assert detail["loc"][:2] == ["body", "route_overrides"]
+    assert complaint in detail["msg"]
+    got = api.get("/v1/admin/servers/sim", headers=ADMIN).json()["server"]
+    assert got["route_overrides"] == {}
+
+
+def test_admin_api_creates_a_server_with_route_overrides(
+    api: httpx.Client, services: Services, simulator: SimulatorServer
+) -> None:
+    body = {
+        "url": simulator.base_url,
+        "api_key": simulator.credentials().api_key,
+        "route_overrides": {"list_usage": {"path": "/api/v1/stats/"}},
+    }
+
+    created = api.put("/v1/admin/servers/new", json=body, headers=ADMIN)
+
+    assert created.status_code == 201, created.text
+    assert created.json()["server"]["route_overrides"] == {
+        "list_usage": {"path": "/api/v1/stats/"}
+    }
+
+
+# --- webhooks on add and remove ---
+
+
+@pytest.fixture
+def public(settings: Settings, api: httpx.Client) -> Settings:
+    """Settings with BRIDGE_PUBLIC_URL pointing at the served API."""
+    return settings.model_copy(update={"public_url": str(api.base_url)})
+
+
+def test_servers_add_with_webhooks_subscribes(
+    public: Settings, services: Services, simulator: SimulatorServer, sim: SimControl
+) -> None:
+    added = bridge(
+        public,
+        "servers",
+        "add",
+        "sim",
+        "--url",
+        simulator.base_url,
+        "--api-key",
+        simulator.credentials().api_key,
+        "--webhooks",
+    )
+
+    assert added.returncode == 0, added.stderr
+    hooks = panel_hooks(sim)
+    assert len(hooks) == 1
+    assert hooks[0]["url"].endswith("/v1/panel-events/sim")
+    assert f"webhooks: subscribed ({hooks[0]['id']})" in added.stdout
+    assert shown(public)["webhook_subscribed"] is True
