@@ -76,13 +76,23 @@ def put(
     "/{name}",
     status_code=status.HTTP_204_NO_CONTENT,
     responses={
+        200: {
+            "description": "Removed, but the panel kept the webhook subscription",
+            "content": {"application/json": {"example": {"warning": "…"}}},
+        },
         **_NOT_FOUND,
         409: {"model": ErrorOut, "description": "Services or orders refer to it"},
     },
 )
 def delete(name: ServerName, services: ServicesDep, operator: AdminDep) -> Response:
-    """Remove an unused server; 409 while services or orders refer to it."""
-    remove_server(services, name, operator.actor)
+    """Remove an unused server; 409 while services or orders refer to it.
+
+    200 `{"warning"}` instead of 204 when the panel could not be told to drop the
+    bridge's webhook subscription (the server is removed all the same).
+    """
+    warning = remove_server(services, name, operator.actor)
+    if warning:
+        return JSONResponse({"warning": warning}, status_code=status.HTTP_200_OK)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

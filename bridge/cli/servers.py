@@ -320,8 +320,10 @@ def drain(obj: CliContext, name: str) -> None:
 @click.pass_obj
 def remove(obj: CliContext, name: str) -> None:
     """Remove server NAME; refused while services or orders refer to it."""
-    remove_server(obj.services, name, cli_actor())
+    warning = remove_server(obj.services, name, cli_actor())
     click.echo(f"server {name} removed")
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
 
 
 @servers.command("test")

@@ -270,12 +270,15 @@ def drain_server(services: Services, name: str, actor: str) -> dict[str, Any]:
     return edit_server(services, name, ServerChanges(state=ServerState.DRAINING), actor)
 
 
-def remove_server(services: Services, name: str, actor: str) -> None:
-    """Delete server `name` if nothing refers to it.
+def remove_server(services: Services, name: str, actor: str) -> str | None:
+    """Delete server `name` if nothing refers to it; a warning for the operator
+    when the panel kept the bridge's webhook subscription, else None.
 
     Orders are history and keep pointing at their server, so a server that has
-    been used is refused: set its state to `disabled` instead. Raises
-    NotFoundError and OperationRefusedError.
+    been used is refused: set its state to `disabled` instead. A failed
+    unsubscribe does not keep the server (the operator asked for it gone, and
+    its events then only meet a 404), but is said. Raises NotFoundError and
+    OperationRefusedError.
     """
     with services.sessions() as session:
         _refuse_if_used(session, get_server_by_name(session, name))
@@ -295,6 +298,15 @@ def remove_server(services: Services, name: str, actor: str) -> None:
             detail={"server": name, "url": before["url"], "group": before["group"]}
             | ({"webhook": webhook} if webhook else {}),
         )
+    if not webhook or not webhook.get("error"):
+        return None
+    hook_id = webhook.get("id")
+    return (
+        f"the panel at {before['url']} still has the bridge's webhook subscription "
+        f"{hook_id} ({webhook['error']}); delete it there: DELETE "
+        f"/api/v1/webhooks/{hook_id} with an admin key, or the panel's Webhooks page. "
+        f"Until then its deliveries to /v1/panel-events/{name} are answered 404."
+    )
 
 
 def _refuse_if_used(session: Session, server: Server) -> None:

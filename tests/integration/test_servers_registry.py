@@ -1,6 +1,8 @@
 """The server registry from the CLI and the admin API: per-server route overrides
-(set, shown, validated, cleared), and webhooks on `servers add`."""
+(set, shown, validated, cleared), webhooks on `servers add`, and `servers remove`
+when the panel keeps the subscription."""
 
+import dataclasses
 from typing import Any
 
 import httpx
@@ -8,6 +10,7 @@ import pytest
 
 from bridge.container import Services
 from bridge.db.models import Server
+from bridge.ops import ServerChanges, edit_server
 from bridge.settings import Settings
 from bridge.simulator import SimulatorServer
 from tests.cli_runner import as_json, bridge
@@ -200,3 +203,44 @@ def test_servers_add_with_webhooks_subscribes(
     assert hooks[0]["url"].endswith("/v1/panel-events/sim")
     assert f"webhooks: subscribed ({hooks[0]['id']})" in added.stdout
     assert shown(public)["webhook_subscribed"] is True
+
+
+def test_servers_remove_warns_when_the_panel_keeps_the_subscription(
+    public: Settings,
+    services: Services,
+    server: Server,
+    sim: SimControl,
+    api: httpx.Client,
+) -> None:
+    hooked = dataclasses.replace(services, settings=public)
+    view = edit_server(hooked, "sim", ServerChanges(webhooks=True), "ops:t")
+    hook_id = view["webhook"]["id"]
+    sim.fail_next(1, 503)
+
+    removed = bridge(public, "servers", "remove", "sim")
+
+    assert removed.returncode == 0, removed.stderr
+    assert "server sim removed" in removed.stdout
+    assert "warning: the panel at" in removed.stderr
+    assert f"webhook subscription {hook_id}" in removed.stderr
+    assert f"DELETE /api/v1/webhooks/{hook_id}" in removed.stderr
+    assert [h["id"] for h in panel_hooks(sim)] == [hook_id]
+
+
+def test_admin_api_delete_says_when_the_panel_keeps_the_subscription(
+    public: Settings,
+    services: Services,
+    server: Server,
+    sim: SimControl,
+    api: httpx.Client,
+) -> None:
+    hooked = dataclasses.replace(services, settings=public)
+    view = edit_server(hooked, "sim", ServerChanges(webhooks=True), "ops:t")
+    hook_id = view["webhook"]["id"]
+    sim.fail_next(1, 503)
+
+    response = api.delete("/v1/admin/servers/sim", headers=ADMIN)
+
+    assert response.status_code == 200, response.text
+    assert f"subscription {hook_id}" in response.json()["warning"]
+    assert api.get("/v1/admin/servers/sim", headers=ADMIN).status_code == 404
