@@ -4,8 +4,11 @@ server, resumable step by step) and the queries billing's usage-update reads.
 Collection spends only the usage lane of a server's budget (BRIDGE_USAGE_BUDGET_SHARE,
 bridge.lanes), so provisioning is never starved. It reads the bulk endpoint page by
 page and falls back to one call per account when the panel lacks it (404) or the
-credential may not use it (403). One run per server at a time: a Redis lock holds
-the run's id; a run that dies releases it by expiry (BRIDGE_USAGE_LOCK_SECONDS).
+credential may not use it (403). When no account answers either (every one 404),
+the panel has no usage endpoint at the configured paths: the run ends with that
+error (one warning per run; `usage sync` exits 1) instead of "0 stored". One run
+per server at a time: a Redis lock holds the run's id; a run that dies releases it
+by expiry (BRIDGE_USAGE_LOCK_SECONDS).
 """
 
 import math
@@ -39,6 +42,9 @@ log = structlog.get_logger(__name__)
 
 BULK = "bulk"
 PER_USER = "user"
+# Per account after the bulk form failed, while no account has answered yet: if
+# none does, the panel has no usage endpoint at all (at these paths).
+PROBE = "probe"
 # Accounts whose usage is worth collecting (a terminated one is gone).
 _MEASURED = (ServiceStatus.ACTIVE, ServiceStatus.SUSPENDED)
 MAX_PER_PAGE = 500
@@ -46,6 +52,14 @@ MAX_PER_PAGE = 500
 
 class UsageRunBusyError(BridgeError):
     """A collection run for this server is already in progress."""
+
+
+class UsageCollectionError(BridgeError):
+    """A run ended without collecting: no usage endpoint, panel down or refusing."""
+
+
+class _NoUsageEndpointError(Exception):
+    """Neither the bulk nor the per-account usage path exists on the panel."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +71,8 @@ class UsageProgress:
     done: bool
     stored: int
     retry_after: float | None = None
+    # Why the run ended without finishing (None: finished, or resumes later).
+    error: str | None = None
 
 
 def lock_key(server: str) -> str:
@@ -135,18 +151,30 @@ def collect_step(
         return UsageProgress(server_name, cursor, False, stored, exc.retry_after)
     except PanelThrottledError as exc:
         return UsageProgress(server_name, cursor, False, stored, exc.retry_after)
+    except _NoUsageEndpointError:
+        routes = client.routes
+        error = (
+            f"server {server_name}: the panel has no usage endpoint (bulk "
+            f"{routes['list_usage'].path} missing or refused, and "
+            f"{routes['get_user_usage'].path} answered 404 for every account); "
+            f"set the panel's paths with `bridge servers edit {server_name} "
+            f"--route-override list_usage=GET:/… "
+            f"--route-override get_user_usage=GET:/…/{{username}}`"
+        )
+        log.warning("usage_endpoint_missing", server=server_name, error=error)
     except PanelRetryableError as exc:
         # Down or flaky: end the run rather than poll a sick panel; the next beat
         # tick starts afresh (usage is a periodic snapshot, nothing is owed).
         log.warning("usage_panel_unavailable", server=server_name, error=str(exc))
-        end_run(services, server_name, run_id)
-        return UsageProgress(server_name, cursor, done=True, stored=stored)
+        error = f"server {server_name}: panel unavailable: {exc}"
     except PanelError as exc:
         log.error("usage_run_failed", server=server_name, error=str(exc))
-        end_run(services, server_name, run_id)
-        return UsageProgress(server_name, cursor, done=True, stored=stored)
+        error = f"server {server_name}: usage collection failed: {exc}"
     finally:
         client.close()
+    # Only the failures above get here: the run ends, and says why.
+    end_run(services, server_name, run_id)
+    return UsageProgress(server_name, cursor, True, stored, error=error)
 
 
 def _advance(
@@ -165,7 +193,7 @@ def _advance(
                 raise
             # No bulk endpoint (404) or not an admin key (403): one call per user.
             log.info("usage_bulk_unavailable", server_id=str(server_id), error=str(exc))
-            return f"{PER_USER}:", 0, False
+            return f"{PROBE}:", 0, False
         count = _store(services, server_id, result.items)
         if result.has_more and result.items:
             return f"{BULK}:{page + 1}", count, False
@@ -182,13 +210,20 @@ def _advance(
             .limit(1)
         ).one_or_none()
         if service is None:
+            if mode == PROBE and position:
+                raise _NoUsageEndpointError
             return cursor, 0, True
         service_id, username = service.service_id, service.username or ""
     try:
         response = client.get_user_usage(username)
     except PanelNotFoundError:
-        log.warning("usage_account_missing", service_id=service_id)
-        return f"{PER_USER}:{service_id}", 0, False
+        if mode == PROBE:
+            # No account has answered yet: the path itself may be missing (said
+            # once, at the end of the run, not once per account).
+            log.info("usage_account_not_found", service_id=service_id)
+        else:
+            log.warning("usage_account_missing", service_id=service_id)
+        return f"{mode}:{service_id}", 0, False
     item = response.data if isinstance(response.data, dict) else {}
     count = _store(services, server_id, [{**item, "username": username}])
     return f"{PER_USER}:{service_id}", count, False
@@ -263,7 +298,8 @@ def sync_server(
 ) -> int:
     """Operator's `usage sync`: run a whole collection now, waiting for budget.
 
-    Raises NotFoundError, UsageRunBusyError.
+    Raises NotFoundError, UsageRunBusyError, UsageCollectionError (no usage
+    endpoint, panel unavailable or refusing; what was stored before stays).
     """
     with services.sessions() as session:
         get_server_by_name(session, name)
@@ -278,6 +314,8 @@ def sync_server(
         cursor = progress.cursor
         if on_step is not None:
             on_step(progress)
+        if progress.error is not None:
+            raise UsageCollectionError(progress.error)
         if progress.done:
             return stored
         sleep(progress.retry_after or 0)

@@ -11,7 +11,12 @@ from bridge.cli.operator import cell
 from bridge.cli.output import emit_json, emit_table
 from bridge.db.models import Server
 from bridge.domain.model import ServerState
-from bridge.usage import UsageProgress, service_usage, sync_server
+from bridge.usage import (
+    UsageCollectionError,
+    UsageProgress,
+    service_usage,
+    sync_server,
+)
 
 _JSON = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 
@@ -57,7 +62,11 @@ def show(obj: CliContext, service_id: str, as_json: bool) -> None:
 @_JSON
 @click.pass_obj
 def sync(obj: CliContext, server_name: str | None, as_json: bool) -> None:
-    """Collect usage now from one server (or every server not disabled)."""
+    """Collect usage now from one server (or every server not disabled).
+
+    Exits 1 when a server's collection failed (e.g. its panel has no usage
+    endpoint), after trying the others.
+    """
     services = obj.services
     if server_name is None:
         with services.sessions() as session:
@@ -75,12 +84,23 @@ def sync(obj: CliContext, server_name: str | None, as_json: bool) -> None:
         if not as_json and step.stored:
             click.echo(f"{step.server}: {step.stored} more service(s) stored", err=True)
 
-    results = {
-        name: sync_server(services, name, sleep=time.sleep, on_step=progress)
-        for name in names
-    }
+    results: dict[str, int] = {}
+    errors: dict[str, str] = {}
+    for name in names:
+        # One server's failure (no usage endpoint, panel down) does not stop the
+        # others; the command still exits 1 naming it.
+        try:
+            results[name] = sync_server(
+                services, name, sleep=time.sleep, on_step=progress
+            )
+        except UsageCollectionError as exc:
+            errors[name] = str(exc)
     if as_json:
-        emit_json({"servers": results})
-        return
-    for name, stored in results.items():
-        click.echo(f"{name}: usage stored for {stored} service(s)")
+        emit_json({"servers": results} | ({"errors": errors} if errors else {}))
+    else:
+        for name, stored in results.items():
+            click.echo(f"{name}: usage stored for {stored} service(s)")
+        for error in errors.values():
+            click.echo(f"error: {error}", err=True)
+    if errors:
+        raise SystemExit(1)

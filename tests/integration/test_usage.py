@@ -9,6 +9,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 from sqlalchemy import select, update
+from structlog.testing import capture_logs
 
 from bridge.container import Services
 from bridge.db.models import Server, ServiceUsage
@@ -20,6 +21,7 @@ from bridge.lanes import usage_lane
 from bridge.settings import Settings
 from bridge.simulator import SimulatorServer
 from bridge.usage import (
+    UsageCollectionError,
     UsageRunBusyError,
     begin_run,
     collect_step,
@@ -111,20 +113,83 @@ def test_sync_falls_back_to_one_call_per_account_without_a_bulk_endpoint(
     ]
 
 
-def test_a_panel_without_any_usage_endpoint_stores_nothing(
-    services: Services, accounts: list[str], server: Server
-) -> None:
-    override(
-        services,
-        server,
-        {
-            "list_usage": {"path": "/api/v1/no-bulk-usage/"},
-            "get_user_usage": {"path": "/api/v1/no-usage/{username}"},
-        },
-    )
+NO_USAGE_ROUTES = {
+    "list_usage": {"path": "/api/v1/no-bulk-usage/"},
+    "get_user_usage": {"path": "/api/v1/no-usage/{username}"},
+}
 
-    assert sync_server(services, "sim", sleep=time.sleep) == 0
+
+def test_a_panel_without_any_usage_endpoint_is_a_clear_error(
+    services: Services, accounts: list[str], server: Server, sim: SimControl
+) -> None:
+    override(services, server, NO_USAGE_ROUTES)
+
+    with capture_logs() as logs, pytest.raises(UsageCollectionError) as raised:
+        sync_server(services, "sim", sleep=time.sleep)
+
+    message = str(raised.value)
+    assert message.startswith("server sim: the panel has no usage endpoint")
+    assert "/api/v1/no-usage/{username}" in message
     assert stored(services) == {}
+    # Every account was asked once; the run says it once, at warning.
+    assert len(usage_calls(sim)) == 3
+    warnings = [e["event"] for e in logs if e["log_level"] == "warning"]
+    assert warnings == ["usage_endpoint_missing"]
+    assert begin_run(services, "sim") is not None  # the run ended
+
+
+def test_an_account_missing_on_the_panel_is_not_a_missing_endpoint(
+    services: Services,
+    accounts: list[str],
+    server: Server,
+    simulator: SimulatorServer,
+) -> None:
+    override(services, server, {"list_usage": {"path": "/api/v1/no-bulk-usage/"}})
+    httpx.delete(
+        simulator.base_url + "/api/v1/users/user1",
+        headers={
+            "Authorization": f"Bearer {simulator.credentials().api_key}",
+            "Idempotency-Key": "gone-behind-our-back",
+        },
+    ).raise_for_status()
+
+    assert sync_server(services, "sim", sleep=time.sleep) == 1
+    assert stored(services) == {"svc-2": (5, 0)}
+
+
+def test_cli_usage_sync_names_a_panel_without_usage_and_obeys_route_overrides(
+    settings: Settings, services: Services, accounts: list[str], sim: SimControl
+) -> None:
+    missing = [
+        "--route-override",
+        "list_usage=GET:/api/v1/no-bulk-usage/",
+        "--route-override",
+        "get_user_usage=GET:/api/v1/no-usage/{username}",
+    ]
+    edited = bridge(settings, "servers", "edit", "sim", *missing)
+    assert edited.returncode == 0, edited.stderr
+
+    failed = bridge(settings, "usage", "sync", "--server", "sim")
+
+    assert failed.returncode == 1
+    assert "error: server sim: the panel has no usage endpoint" in failed.stderr
+    assert "usage stored" not in failed.stdout
+    assert usage_calls(sim)[0] == "/api/v1/no-bulk-usage/"
+
+    # Pointing the bulk operation back at the panel's real path is used at once.
+    fixed = bridge(
+        settings,
+        "servers",
+        "edit",
+        "sim",
+        "--route-override",
+        "list_usage=GET:/api/v1/usage/",
+    )
+    assert fixed.returncode == 0, fixed.stderr
+    synced = bridge(settings, "usage", "sync", "--server", "sim", "--json")
+    assert synced.returncode == 0, synced.stderr
+    assert as_json(synced) == {"servers": {"sim": 2}}
+    assert usage_calls(sim)[-1] == "/api/v1/usage/"
 
 
 def test_collection_spends_only_the_usage_share_of_the_budget(
