@@ -256,7 +256,14 @@ def wait_first_completion(env: BridgeEnv, timeout: float = 120) -> None:
 def run_case(args: argparse.Namespace, case: str, tmp: Path) -> dict[str, Any]:
     fresh_bridge_database(DATABASE)
     flush_redis(BENCH_REDIS)
-    env = BridgeEnv(database_url=DATABASE, redis_url=BENCH_REDIS, var_dir=tmp / "var")
+    env = BridgeEnv(
+        database_url=DATABASE,
+        redis_url=BENCH_REDIS,
+        var_dir=tmp / "var",
+        # Provisioning throughput alone (issue 13: the fleet bench runs with usage
+        # off): beat schedules no usage collection to share the panels' budgets.
+        extra=(("BRIDGE_USAGE_ENABLED", "false"),),
+    )
     per_panel = args.orders_per_panel or math.ceil(
         (args.warmup + args.seconds) / 60 * args.limit / CALLS_PER_ORDER * 2
     )
