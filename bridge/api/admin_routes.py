@@ -20,6 +20,7 @@ from bridge.api.admin_auth import (
 )
 from bridge.api.admin_schemas import ResolveIn, page_envelope
 from bridge.api.edge import ErrorOut
+from bridge.api.params import Page
 from bridge.domain.model import Action
 from bridge.domain.states import OrderStatus
 from bridge.errors import InvalidOrderError
@@ -37,9 +38,6 @@ from bridge.ops.queries import MAX_PER_PAGE
 router = APIRouter(prefix="/v1/admin", tags=["admin"], route_class=AdminRoute)
 router.include_router(admin_servers.router)
 
-# Bounded so that (page - 1) * per_page always fits the database's OFFSET.
-MAX_PAGE = 1_000_000
-Page = Annotated[int, Query(ge=1, le=MAX_PAGE)]
 PerPage = Annotated[int, Query(ge=1, le=MAX_PER_PAGE)]
 Since = Annotated[
     str | None,

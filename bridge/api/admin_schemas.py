@@ -57,7 +57,7 @@ class ServerIn(BaseModel):
     ca_bundle: str | None = Field(default=None, max_length=1024)
     tls_fingerprint: str | None = Field(default=None, max_length=128)
     state: ServerState | None = None
-    webhooks: bool | None = Field(
+    webhooks: StrictBool | None = Field(
         default=None, description="Subscribe to panel events (needs BRIDGE_PUBLIC_URL)"
     )
     route_overrides: dict[str, RouteOverrideIn] | None = Field(

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request, status
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
 from bridge.api.signing import SignedRoute
 from bridge.container import Services
@@ -37,7 +37,8 @@ class SsoIn(BaseModel):
         max_length=512,
         description="Panel-relative landing path, e.g. /files (default: the panel's)",
     )
-    expires_in: int | None = Field(
+    # Strict: "60" and 60.0 are not lifetimes (lax mode would take them).
+    expires_in: StrictInt | None = Field(
         default=None,
         ge=30,
         le=900,

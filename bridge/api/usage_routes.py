@@ -4,8 +4,9 @@ every service's figures collected since a time, paginated."""
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 
+from bridge.api.params import Page, UtcMoment
 from bridge.api.signing import SignedRoute
 from bridge.container import Services
 from bridge.usage import MAX_PER_PAGE, list_usage, service_usage
@@ -79,10 +80,10 @@ def get_usage(
     services: ServicesDep,
     server: Annotated[str | None, Query(max_length=64)] = None,
     since: Annotated[
-        AwareDatetime | None,
+        UtcMoment | None,
         Query(description="Only figures collected at or after this time (ISO 8601)"),
     ] = None,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Page = 1,
     per_page: Annotated[int, Query(ge=1, le=MAX_PER_PAGE)] = 100,
 ) -> dict[str, object]:
     """Figures collected since `since` (optionally on one server), oldest first."""

@@ -1,5 +1,6 @@
 """Hostile input at the edge: every probe answers 4xx, names the problem, and
-changes nothing (no 5xx from PostgreSQL, int(), urlsplit or pydantic coercion)."""
+changes nothing (no 5xx from PostgreSQL, int(), urlsplit, datetime ranges or
+pydantic coercion)."""
 
 import json
 from typing import Any
@@ -8,6 +9,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from bridge.api.app import create_app
 from bridge.container import Services
 from bridge.db.models import AuditEntry, IntakeRequest, Order, Server, Service
 from tests.infra import ADMIN_TOKEN
@@ -280,6 +282,65 @@ def test_out_of_range_admin_queries_are_422(api: httpx.Client, target: str) -> N
     assert response.json()["detail"][0]["loc"][0] == "query"
 
 
+@pytest.mark.parametrize(
+    "target",
+    ["/v1/usage?page=100000000000000000000", "/v1/usage?page=1000001"],
+)
+def test_out_of_range_usage_pages_are_422(api: httpx.Client, target: str) -> None:
+    response = signed_get(api, target)
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"] == ["query", "page"]
+
+
+def _integer_schemas(schema: dict[str, Any]) -> list[dict[str, Any]]:
+    """The integer alternatives of a parameter's schema (`int | None` is anyOf)."""
+    options = schema.get("anyOf", [schema])
+    return [option for option in options if option.get("type") == "integer"]
+
+
+def test_every_integer_path_or_query_parameter_has_a_maximum(
+    services: Services,
+) -> None:
+    # Without one, a client can send 10^20 and PostgreSQL answers "out of range"
+    # with a 500; walking the served document keeps a new route from missing it.
+    document = create_app(services).openapi()
+    checked, unbounded = [], []
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            for parameter in operation.get("parameters", []):
+                if parameter["in"] not in ("path", "query"):
+                    continue
+                for schema in _integer_schemas(parameter["schema"]):
+                    where = f"{method.upper()} {path} {parameter['name']}"
+                    checked.append(where)
+                    if "maximum" not in schema:
+                        unbounded.append(where)
+    assert unbounded == []
+    assert "GET /v1/usage page" in checked  # the walk sees integer parameters
+
+
+@pytest.mark.parametrize(
+    "since",
+    ["0001-01-01T00:00%2B14:00", "9999-12-31T23:59-14:00"],
+    ids=["year-0-in-utc", "year-10000-in-utc"],
+)
+@pytest.mark.parametrize(
+    "route",
+    ["/v1/admin/orders", "/v1/admin/audit", "/v1/usage"],
+)
+def test_moments_without_a_utc_form_are_422_naming_since(
+    api: httpx.Client, route: str, since: str
+) -> None:
+    # Valid ISO 8601, but converting them to UTC overflows the datetime range.
+    target = f"{route}?since={since}"
+    headers = {**ADMIN, **signed_headers("GET", target)}
+    response = api.get(target, headers=headers)
+    assert response.status_code == 422, response.text
+    (error,) = response.json()["detail"]
+    assert error["loc"] == ["query", "since"]
+    assert "UTC" in error["msg"]
+
+
 def test_the_largest_page_still_answers(api: httpx.Client) -> None:
     response = api.get("/v1/admin/orders?page=1000000&per_page=200", headers=ADMIN)
     assert response.status_code == 200
@@ -293,6 +354,8 @@ def test_the_largest_page_still_answers(api: httpx.Client) -> None:
         ("capacity", True),
         ("rate_limit_per_min", "60"),
         ("force_login", "yes"),
+        ("webhooks", "yes"),
+        ("webhooks", 1),
         ("url", "http://panel.example:99999"),
         ("url", "https://admin:pw@panel.example"),
     ],
@@ -305,6 +368,16 @@ def test_out_of_range_or_loose_server_fields_are_422(
     assert response.status_code == 422, response.text
     assert response.json()["detail"][0]["loc"][:2] == ["body", field]
     assert row_counts(services)["servers"] == 0
+
+
+@pytest.mark.parametrize("value", ["60", 60.0, True])
+def test_a_loose_sso_lifetime_is_422(api: httpx.Client, value: Any) -> None:
+    # Refused by the body's schema before the service is even looked up (a
+    # valid lifetime for this unknown service would be a 404).
+    target = "/v1/services/svc-unknown/sso"
+    response = post_raw(api, encode({"expires_in": value}), target)
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"] == ["body", "expires_in"]
 
 
 def test_a_server_name_longer_than_the_column_is_422(
