@@ -1,12 +1,14 @@
 """What operators look at: find an order by either id, list orders, show one in full.
 
 Read-only. Views never include a secret: passwords live only encrypted on the
-steps (`secret_body`), which is never read here.
+steps (`secret_body`), which is never read here, and a stored `callback_url` is
+shown without any `user:password@` (`without_credentials`).
 """
 
 import uuid
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session, selectinload
@@ -22,6 +24,21 @@ MAX_PER_PAGE = 200
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
+
+
+def without_credentials(url: str | None) -> str | None:
+    """`url` without its userinfo (`user:password@`), for showing it.
+
+    Intake refuses credentials in a `callback_url` now, but orders stored before
+    that may still hold them; every view of a stored URL goes through here.
+    """
+    if not url:
+        return url
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=host))
 
 
 def get_order_by_ref(session: Session, ref: str | uuid.UUID) -> Order:
@@ -152,7 +169,7 @@ def order_detail(order: Order) -> dict[str, Any]:
             "payload": order.payload,
             "lease_owner": order.lease_owner,
             "lease_until": _iso(order.lease_until),
-            "callback_url": order.callback_url,
+            "callback_url": without_credentials(order.callback_url),
             "callback_attempts": order.callback_attempts,
             "callback_next_at": _iso(order.callback_next_at),
             "callback_last_error": order.callback_last_error,
