@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -43,6 +44,8 @@ log = structlog.get_logger(__name__)
 _CONCURRENT_TWIN_RETRIES = 3
 # A create may (re-)provision a service only from these states.
 _CREATABLE = (ServiceStatus.FAILED, ServiceStatus.TERMINATED)
+# An order_id whose duplicate-check record has expired, purged or not yet.
+_USED_BEFORE = "order_id: already used by an earlier order; post a new order_id"
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +112,7 @@ def accept_order(
                 # A twin that committed after this select is caught by the
                 # unique keys at our commit (IntegrityError -> replay below).
                 existing = _select_service(session, spec.service_id)
-                replay = _find_replay(session, keys, digest)
+                replay = _find_replay(session, keys, digest, services.clock())
                 if replay is not None:
                     return IntakeResult(replay, created=False)
                 response = _persist(
@@ -125,24 +128,46 @@ def accept_order(
             # service): loop to replay its answer or report the conflict.
             log.info("intake_concurrent_duplicate", order_id=spec.order_id)
             continue
+        except InvalidOrderError:
+            # A repeat of an earlier order whose record is purged is refused as
+            # that, not for what the earlier order itself changed (its service
+            # now exists): the same 409 as before the purge.
+            _refuse_used_order_id(services, spec)
+            raise
         log.info("order_received", order_id=spec.order_id, action=spec.action.value)
         return IntakeResult(response, created=True)
-    with services.sessions() as session:
-        taken = session.scalar(select(Order.id).where(Order.order_id == spec.order_id))
-    if taken is not None:
-        # Its duplicate-check record has expired (and been purged): the first
-        # answer cannot be replayed, and the order_id is not free again.
-        msg = "order_id: already used by an earlier order; post a new order_id"
-        raise IdempotencyConflictError(msg)
+    _refuse_used_order_id(services, spec)
     msg = "order_id: concurrent duplicates did not settle"
     raise IdempotencyConflictError(msg)
 
 
+def _refuse_used_order_id(services: Services, spec: OrderSpec) -> None:
+    """Raise IdempotencyConflictError if an order already has `spec.order_id`.
+
+    Called only once the duplicate-check record was not found: it has expired
+    and been purged, so the first answer cannot be replayed, and the order_id
+    is not free again.
+    """
+    with services.sessions() as session:
+        taken = session.scalar(select(Order.id).where(Order.order_id == spec.order_id))
+    if taken is not None:
+        raise IdempotencyConflictError(_USED_BEFORE)
+
+
 def _find_replay(
-    session: Session, keys: list[str], digest: str
+    session: Session, keys: list[str], digest: str, now: datetime
 ) -> dict[str, Any] | None:
+    """The first answer to replay for a duplicate, or None for a new order_id.
+
+    Raises IdempotencyConflictError for another body, and for a record past its
+    `expires_at` (one the purge may delete, `bridge.ops.retention`): whether the
+    purge has run yet must not decide between a replay and the 409 that a purged
+    record's order_id gets.
+    """
     rows = session.scalars(select(IntakeRequest).where(IntakeRequest.key.in_(keys)))
     for row in rows:
+        if row.expires_at < now:
+            raise IdempotencyConflictError(_USED_BEFORE)
         if not hmac.compare_digest(row.body_digest, digest):
             msg = "order_id already used with a different body"
             raise IdempotencyConflictError(msg)

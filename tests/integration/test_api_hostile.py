@@ -1,7 +1,7 @@
 """Hostile input at the edge: every probe answers 4xx, names the problem, and
 changes nothing (no 5xx from PostgreSQL, int(), urlsplit, datetime ranges or
 pydantic coercion). Also what is stored is not handed back where it should not
-be: credentials in an old callback_url."""
+be: credentials in an old callback_url, an expired duplicate record's answer."""
 
 import json
 from typing import Any
@@ -13,11 +13,13 @@ from sqlalchemy import func, select, update
 from bridge.api.app import create_app
 from bridge.container import Services
 from bridge.db.models import AuditEntry, IntakeRequest, Order, Server, Service
+from bridge.ops import purge_orders
 from bridge.settings import Settings
 from tests.cli_runner import as_json, bridge
 from tests.factories import create_spec, submit
 from tests.infra import ADMIN_TOKEN
 from tests.signing import create_body, encode, signed_headers
+from tests.simctl import FakeClock
 
 pytestmark = pytest.mark.integration
 
@@ -427,3 +429,25 @@ def test_credentials_in_a_stored_callback_url_are_never_shown(
     for text in (response.text, json.dumps(shown), listing.text):
         assert "secret-pass" not in text
         assert "billing:" not in text
+
+
+def test_an_expired_duplicate_record_is_the_same_409_before_and_after_its_purge(
+    api: httpx.Client, services: Services, server: Server, clock: FakeClock
+) -> None:
+    raw = encode(create_body())
+
+    def post() -> httpx.Response:
+        timestamp = int(clock().timestamp())  # the API's clock, advanced below
+        headers = signed_headers("POST", "/v1/orders", raw, timestamp=timestamp)
+        return api.post("/v1/orders", content=raw, headers=headers)
+
+    assert post().status_code == 202
+    assert post().status_code == 200  # a replay within the record's lifetime
+    clock.advance(services.settings.intake_idempotency_ttl_seconds + 1)
+    expired = post()  # the record is still there, not yet purged
+    assert expired.status_code == 409, expired.text
+    assert "already used by an earlier order" in expired.json()["detail"]
+    assert purge_orders(services, clock(), "ops:test").intake_requests == 1
+    purged = post()
+    assert (purged.status_code, purged.json()) == (409, expired.json())
+    assert row_counts(services)["orders"] == 1

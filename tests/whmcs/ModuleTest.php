@@ -83,6 +83,22 @@ final class ModuleTest extends TestCase
         return self::sim('GET', '/_sim/state')['users'][$this->username] ?? null;
     }
 
+    /** The status of a login on the panel's own API (the state hides passwords). */
+    private static function panelLogin(string $username, string $password): int
+    {
+        $curl = curl_init(getenv('SIM_URL') . '/api/v1/auth/login');
+        curl_setopt_array($curl, [
+            CURLOPT_POST => true,
+            CURLOPT_RETURNTRANSFER => true,
+            CURLOPT_POSTFIELDS => json_encode(['username' => $username, 'password' => $password, 'force' => true]),
+            CURLOPT_HTTPHEADER => ['Content-Type: application/json'],
+        ]);
+        curl_exec($curl);
+        $status = (int) curl_getinfo($curl, CURLINFO_RESPONSE_CODE);
+        curl_close($curl);
+        return $status;
+    }
+
     private function bridgeService(): array
     {
         [$status, $answer] = BridgeApi::fromParams($this->params())->signed('GET', '/v1/services/' . $this->serviceId);
@@ -149,6 +165,7 @@ final class ModuleTest extends TestCase
         $this->assertStringNotContainsString($params['password'], $log);
         $area = wispanelbridge_ClientArea($params);
         $this->assertSame($domain, $area['vars']['bridgeService']['domain']);
+        $this->assertSame(['completed', ''], [$area['vars']['bridgeOrderState'], $area['vars']['bridgeOrderMessage']]);
     }
 
     public function testOverdueSuspensionIsNonPaymentAndRenewLiftsIt(): void
@@ -184,7 +201,10 @@ final class ModuleTest extends TestCase
         $this->assertSame('success', wispanelbridge_CreateAccount($this->params()));
         $this->assertSame('success', wispanelbridge_ChangePackage($this->params(['configoption1' => 'basic'])));
         $this->assertSame('basic', $this->panelUser()['package']);
+        $this->assertSame(200, self::panelLogin($this->username, $this->params()['password']));
         $this->assertSame('success', wispanelbridge_ChangePassword($this->params(['password' => 'Another-Pass-42'])));
+        $this->assertSame(200, self::panelLogin($this->username, 'Another-Pass-42'));
+        $this->assertSame(401, self::panelLogin($this->username, $this->params()['password']));
         $this->assertSame('success', wispanelbridge_TerminateAccount($this->params()));
         $this->assertNull($this->panelUser());
         $this->assertSame('terminated', $this->bridgeService()['status']);
@@ -196,7 +216,16 @@ final class ModuleTest extends TestCase
         $error = wispanelbridge_CreateAccount($this->params());
         $this->assertStringContainsString('License limit reached', $error);
         $this->assertNull($this->panelUser());
-        $this->assertSame('failed', wispanelbridge_AdminServicesTabFields($this->params())['Order status']);
+        $fields = wispanelbridge_AdminServicesTabFields($this->params());
+        $this->assertSame('failed', $fields['Order status']);
+        $this->assertStringContainsString('License limit reached', $fields['Last error']);
+        $vars = wispanelbridge_ClientArea($this->params())['vars'];
+        $this->assertSame('failed', $vars['bridgeOrderState']);
+        $this->assertSame(
+            'Provisioning of your account failed. Our team has been notified and will take care of it.',
+            $vars['bridgeOrderMessage']
+        );
+        $this->assertStringNotContainsString('License', json_encode($vars));
         $this->setLicense(-1);
         $this->assertSame(['Retry provisioning' => 'RetryProvisioning'], wispanelbridge_AdminCustomButtonArray($this->params()));
         $this->assertSame('success', wispanelbridge_RetryProvisioning($this->params()));
@@ -228,6 +257,83 @@ final class ModuleTest extends TestCase
         );
         $this->assertStringContainsString('License limit reached', $this->todoFor()['description']);
         $this->setLicense(-1);
+    }
+
+    /** The order_id the module posted last for this service (from its own table). */
+    private function lastOrderId(): string
+    {
+        return (string) WispanelBridge\Store::lastOrder($this->serviceId)['order_id'];
+    }
+
+    private function callbackBody(string $orderId, string $action, string $status = 'completed'): string
+    {
+        return json_encode([
+            'order_id' => $orderId,
+            'service_id' => (string) $this->serviceId,
+            'action' => $action,
+            'status' => $status,
+            'result' => $status === 'completed' ? 'success' : $status,
+        ]);
+    }
+
+    private static function newDelivery(): string
+    {
+        return sprintf('%08x-0000-4000-8000-%012x', random_int(0, 0xffffffff), random_int(0, 0xffffffffffff));
+    }
+
+    public function testALateCallbackOfAnOlderOrderDoesNotUndoANewerOne(): void
+    {
+        $this->assertSame('success', wispanelbridge_CreateAccount($this->params()));
+        $create = $this->lastOrderId();
+        $this->assertSame('success', wispanelbridge_SuspendAccount($this->params()));
+        $suspend = $this->lastOrderId();
+        $this->assertNotSame($create, $suspend);
+        $suspended = $this->callbackBody($suspend, 'suspend');
+        [$first, $applied] = self::postCallback($suspended, self::signedCallback($suspended, self::newDelivery()));
+        $this->assertSame([200, ['applied' => true]], [$first, $applied]);
+        $this->assertSame('Suspended', $this->hostingStatus());
+        // The create's delivery, retried by the bridge, lands after the suspend's.
+        $created = $this->callbackBody($create, 'create');
+        $delivery = self::newDelivery();
+        [$late, $lateApplied] = self::postCallback($created, self::signedCallback($created, $delivery));
+        $this->assertSame([200, ['applied' => true]], [$late, $lateApplied]);
+        $this->assertSame('Suspended', $this->hostingStatus());
+        $logged = array_values(array_filter(
+            self::state()['modulelog'],
+            fn (array $entry): bool => $entry['action'] === 'callback:create' && str_contains($entry['data'], $create)
+        ));
+        $this->assertNotEmpty($logged);
+        $this->assertStringContainsString("order $suspend is newer", end($logged)['data']);
+        [, $again] = self::postCallback($created, self::signedCallback($created, $delivery));
+        $this->assertSame(['applied' => false, 'reason' => 'already applied'], $again);
+        $this->assertSame('Suspended', $this->hostingStatus());
+    }
+
+    public function testASuspendThatFailsAfterSuccessGivesTheServiceBackItsStatus(): void
+    {
+        $this->assertSame('success', wispanelbridge_CreateAccount($this->params()));
+        localAPI('UpdateClientProduct', ['serviceid' => $this->serviceId, 'status' => 'Active']); // as WHMCS does
+        // The panel answers 429 for 3 s, then refuses the next request (the suspend).
+        self::sim('POST', '/_sim/faults', ['storm_seconds' => 3]);
+        self::sim('POST', '/_sim/fail-next', ['count' => 1, 'status' => 400]);
+        try {
+            $this->assertSame('success', wispanelbridge_SuspendAccount($this->params(['configoption5' => '0'])));
+            // WHMCS suspends a service whose SuspendAccount answered "success".
+            localAPI('UpdateClientProduct', ['serviceid' => $this->serviceId, 'status' => 'Suspended']);
+            $vars = wispanelbridge_ClientArea($this->params())['vars'];
+            $this->assertSame(
+                ['pending', 'A change to your account is in progress.'],
+                [$vars['bridgeOrderState'], $vars['bridgeOrderMessage']]
+            );
+            $this->waitFor(fn () => $this->todoFor() !== null, 'the failure callback reached callback.php');
+        } finally {
+            self::sim('POST', '/_sim/faults/clear');
+        }
+        $this->assertSame('Active', $this->hostingStatus());
+        $todo = $this->todoFor();
+        $this->assertStringContainsString('suspend failed', $todo['title']);
+        $this->assertStringContainsString('The service is back to Active.', $todo['description']);
+        $this->assertSame('active', $this->panelUser()['status']);
     }
 
     private function todoFor(): ?array

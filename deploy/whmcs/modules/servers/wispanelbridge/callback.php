@@ -6,7 +6,8 @@
  * Verifies the signature with the password of a "wispanelbridge" server record
  * (the callback secret defaults to the intake secret), refuses timestamps more
  * than 300 s off, applies each X-Bridge-Delivery once, then updates the service:
- * status, a module log entry, and an admin to-do item on failure.
+ * status (only from the newest order of the service; a failed one gives back the
+ * status the service had), a module log entry, and an admin to-do item on failure.
  */
 
 declare(strict_types=1);
@@ -65,26 +66,84 @@ function wispanelbridge_callback_status(string $action): ?string
     ][$action] ?? null;
 }
 
+/**
+ * The newer order that makes this callback's status stale, or null when its status
+ * may be applied. An order the module posted is stale once a later one was sent
+ * (callbacks may arrive out of order: a retried delivery of an old create after a
+ * suspend). An order it did not post (a bridge sweep, another client) has no place
+ * in that order: its status waits for any order of the service still unheard of,
+ * whose own callback settles the service.
+ */
+function wispanelbridge_callback_superseded_by(int $serviceId, ?array $posted): ?array
+{
+    if ($posted === null) {
+        return Store::unsettled($serviceId);
+    }
+    return Store::newerThan($serviceId, (int) $posted['sequence']);
+}
+
+/** The WHMCS status of a service now. */
+function wispanelbridge_callback_whmcs_status(int $serviceId): string
+{
+    return (string) Capsule::table('tblhosting')->where('id', $serviceId)->value('domainstatus');
+}
+
+/**
+ * The status a failed or cancelled order gives the service back, or null to leave it.
+ * A create goes back to Pending. A suspend, unsuspend or terminate gets back the
+ * status recorded when it was posted, and only while the service still shows what
+ * WHMCS set on the module's "success" (anything else is a later change to keep,
+ * or the module answered the error and WHMCS changed nothing).
+ */
+function wispanelbridge_callback_rollback(int $serviceId, string $action, ?array $posted): ?string
+{
+    if ($action === 'create') {
+        return 'Pending'; // WHMCS marked it active when the module answered "still running"
+    }
+    $before = $posted['whmcs_status_before'] ?? null;
+    $claimed = wispanelbridge_callback_status($action);
+    if ($before === null || $claimed === null || $before === $claimed) {
+        return null;
+    }
+    return wispanelbridge_callback_whmcs_status($serviceId) === $claimed ? (string) $before : null;
+}
+
 function wispanelbridge_callback_apply(int $serviceId, array $callback): void
 {
+    $orderId = (string) ($callback['order_id'] ?? '');
+    $action = (string) $callback['action'];
+    $completed = $callback['status'] === 'completed';
+    $posted = Store::posted($orderId);
+    $newer = wispanelbridge_callback_superseded_by($serviceId, $posted);
     Store::recordCallback($serviceId, $callback);
-    logModuleCall('wispanelbridge', 'callback:' . $callback['action'], $callback, $callback['status']);
-    if ($callback['status'] === 'completed') {
-        $status = wispanelbridge_callback_status((string) $callback['action']);
-        if ($status !== null) {
-            localAPI('UpdateClientProduct', ['serviceid' => $serviceId, 'status' => $status]);
-        }
-        return;
+    if ($posted !== null) {
+        Store::settlePosting($orderId, (string) $callback['status']);
+    } elseif ($newer === null && $completed) {
+        // Not posted by the module (a sweep): from now on the newest the module knows.
+        Store::recordPosting($serviceId, $orderId, $action, wispanelbridge_callback_whmcs_status($serviceId), 'completed');
     }
-    if ($callback['action'] === 'create') {
-        // WHMCS marked it active when the module answered "still running".
-        localAPI('UpdateClientProduct', ['serviceid' => $serviceId, 'status' => 'Pending']);
+    $status = null;
+    if ($newer === null) {
+        $status = $completed
+            ? wispanelbridge_callback_status($action)
+            : wispanelbridge_callback_rollback($serviceId, $action, $posted);
+    }
+    $outcome = $callback['status'] . ($newer === null
+        ? ($status === null ? '' : '; service status ' . $status)
+        : '; service status left as is: order ' . $newer['order_id'] . ' is newer');
+    logModuleCall('wispanelbridge', 'callback:' . $action, $callback, $outcome);
+    if ($status !== null) {
+        localAPI('UpdateClientProduct', ['serviceid' => $serviceId, 'status' => $status]);
+    }
+    if ($completed) {
+        return;
     }
     Capsule::table('tbltodolist')->insert([
         'date' => gmdate('Y-m-d'),
-        'title' => 'WisPanel Bridge: ' . $callback['action'] . ' ' . $callback['status']
+        'title' => 'WisPanel Bridge: ' . $action . ' ' . $callback['status']
             . ' for service #' . $serviceId,
-        'description' => (string) $callback['result'] . "\nBridge order: " . $callback['order_id']
+        'description' => (string) $callback['result'] . "\nBridge order: " . $orderId
+            . ($status === null ? '' : "\nThe service is back to " . $status . '.')
             . "\nRetry it with the service's \"Retry provisioning\" button or `bridge orders retry`.",
         'admin' => 0,
         'status' => 'Pending',

@@ -219,7 +219,16 @@ function wispanelbridge_Renew(array $params): string
             return BridgeApi::describe($status, $answer);
         }
         if (!empty($answer['order'])) {
-            Store::recordOrder((int) $params['serviceid'], $answer['order']);
+            $serviceId = (int) $params['serviceid'];
+            $order = $answer['order'];
+            Store::recordPosting(
+                $serviceId,
+                (string) $order['order_id'],
+                (string) $order['action'],
+                wispanelbridge_whmcs_status($serviceId),
+                (string) $order['status']
+            );
+            Store::recordOrder($serviceId, $order);
         }
     } catch (Throwable $exc) {
         return $exc->getMessage();
@@ -301,9 +310,41 @@ function wispanelbridge_store_usage(int $serverId, array $usage): void
         ]);
 }
 
-/** The client area: the account as the bridge knows it. */
+/**
+ * What the client area says about the service's last order: its state (pending,
+ * failed, completed, or '' when none) and a message for the customer. Never the
+ * bridge's error text: that is for the team (admin tab, module log, to-do item).
+ */
+function wispanelbridge_client_order_state(?array $last): array
+{
+    if ($last === null) {
+        return ['state' => '', 'message' => ''];
+    }
+    $status = (string) $last['status'];
+    $create = $last['action'] === 'create';
+    if ($status === 'completed') {
+        return ['state' => 'completed', 'message' => ''];
+    }
+    if ($status === 'failed' || $status === 'cancelled') {
+        return ['state' => 'failed', 'message' => ($create
+            ? 'Provisioning of your account failed.'
+            : 'The last change to your account could not be completed.')
+            . ' Our team has been notified and will take care of it.'];
+    }
+    return ['state' => 'pending', 'message' => $create
+        ? 'Provisioning in progress: your account will be ready shortly.'
+        : 'A change to your account is in progress.'];
+}
+
+/** The client area: the account as the bridge knows it, and its last order's state. */
 function wispanelbridge_ClientArea(array $params): array
 {
+    $order = ['state' => '', 'message' => ''];
+    try {
+        $order = wispanelbridge_client_order_state(Store::lastOrder((int) $params['serviceid']));
+    } catch (Throwable) {
+        // The module's table is unreadable: show the account without the order line.
+    }
     $service = null;
     $error = '';
     try {
@@ -319,7 +360,12 @@ function wispanelbridge_ClientArea(array $params): array
     }
     return [
         'templatefile' => 'templates/clientarea',
-        'vars' => ['bridgeService' => $service, 'bridgeError' => $error],
+        'vars' => [
+            'bridgeService' => $service,
+            'bridgeError' => $error,
+            'bridgeOrderState' => $order['state'],
+            'bridgeOrderMessage' => $order['message'],
+        ],
     ];
 }
 
@@ -364,15 +410,28 @@ function wispanelbridge_RetryProvisioning(array $params): string
         return 'No bridge order recorded for this service';
     }
     try {
+        $serviceId = (int) $params['serviceid'];
+        $orderId = (string) $last['order_id'];
         $api = BridgeApi::fromParams($params);
         $target = '/v1/admin/orders/' . rawurlencode((string) $last['order_uuid']) . '/retry';
-        [$status, $answer] = $api->admin('POST', $target);
+        // The retry runs the order now, after any other: it is the newest again
+        // (recorded first: its callback may come before the wait below ends).
+        $before = Store::posted($orderId);
+        Store::recordPosting($serviceId, $orderId, (string) $last['action'], wispanelbridge_whmcs_status($serviceId), 'queued');
+        try {
+            [$status, $answer] = $api->admin('POST', $target);
+        } catch (Throwable $exc) {
+            Store::restorePosting($orderId, $before);
+            throw $exc;
+        }
         logModuleCall('wispanelbridge', 'RetryProvisioning', $target, $answer);
         if ($status !== 200) {
+            Store::restorePosting($orderId, $before);
             return BridgeApi::describe($status, $answer);
         }
         $order = $api->waitForOrder($api->getOrder((string) $last['order_uuid']), wispanelbridge_wait_seconds($params));
-        Store::recordOrder((int) $params['serviceid'], $order);
+        Store::recordOrder($serviceId, $order);
+        Store::settlePosting($orderId, (string) $order['status']);
         return $order['status'] === 'failed' ? (string) $order['last_error'] : 'success';
     } catch (Throwable $exc) {
         return $exc->getMessage();
@@ -402,7 +461,11 @@ function wispanelbridge_run(array $params, array $order): string
 {
     $logged = $order;
     unset($logged['account']['password'], $logged['password'], $logged['mailboxes']);
+    $serviceId = (int) $params['serviceid'];
+    $accepted = null;
     try {
+        // Recorded before sending: the callback may come before the wait below ends.
+        Store::recordPosting($serviceId, $order['order_id'], $order['action'], wispanelbridge_whmcs_status($serviceId));
         $api = BridgeApi::fromParams($params);
         try {
             $accepted = $api->submitOrder($order);
@@ -413,9 +476,13 @@ function wispanelbridge_run(array $params, array $order): string
             $accepted = $api->submitOrder($order); // same order_id: never a second order
         }
         $final = $api->waitForOrder($accepted, wispanelbridge_wait_seconds($params));
-        Store::recordOrder((int) $params['serviceid'], $final);
+        Store::recordOrder($serviceId, $final);
+        Store::settlePosting($order['order_id'], (string) $final['status']);
         logModuleCall('wispanelbridge', $order['action'], $logged, $final, null, [(string) $params['password']]);
     } catch (Throwable $exc) {
+        if ($accepted === null) {
+            wispanelbridge_forget_posting($order['order_id']);
+        }
         logModuleCall('wispanelbridge', $order['action'], $logged, $exc->getMessage(), null, [(string) $params['password']]);
         return $exc->getMessage();
     }
@@ -423,6 +490,23 @@ function wispanelbridge_run(array $params, array $order): string
         return (string) ($final['last_error'] ?: 'Order ' . $final['status']);
     }
     return 'success'; // completed, or still running: the callback settles it
+}
+
+/** Mark a posting the bridge never accepted, so it supersedes no other order. */
+function wispanelbridge_forget_posting(string $orderId): void
+{
+    try {
+        Store::settlePosting($orderId, Store::UNSENT);
+    } catch (Throwable) {
+        // The module's own table is unreachable too: nothing more to do here.
+    }
+}
+
+/** The service's WHMCS status now (before an order: what a failure gives back). */
+function wispanelbridge_whmcs_status(int $serviceId): ?string
+{
+    $status = WHMCS\Database\Capsule::table('tblhosting')->where('id', $serviceId)->value('domainstatus');
+    return $status === null || $status === '' ? null : (string) $status;
 }
 
 function wispanelbridge_wait_seconds(array $params): float

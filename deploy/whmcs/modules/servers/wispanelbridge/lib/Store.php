@@ -1,7 +1,10 @@
 <?php
 /**
  * The module's own tables (through WHMCS's Capsule): the last bridge order of each
- * service, and the callback delivery ids already applied.
+ * service (for the admin tab, the client area and the retry button), every order the
+ * module posted in posting order (so a late callback of an older order cannot undo a
+ * newer one, and a failed order can give the service back the status it had), and
+ * the callback delivery ids already applied.
  */
 
 declare(strict_types=1);
@@ -14,6 +17,13 @@ final class Store
 {
     public const ORDERS = 'mod_wispanelbridge_orders';
     public const DELIVERIES = 'mod_wispanelbridge_deliveries';
+    public const POSTED = 'mod_wispanelbridge_posted';
+
+    /** Bridge statuses after which the order never changes again. */
+    public const FINAL = ['completed', 'failed', 'cancelled'];
+
+    /** A posting whose request never reached the bridge: it supersedes nothing. */
+    public const UNSENT = 'unsent';
 
     public static function ensureSchema(): void
     {
@@ -36,6 +46,116 @@ final class Store
                 $table->timestamp('applied_at')->nullable();
             });
         }
+        if (!$schema->hasTable(self::POSTED)) {
+            $schema->create(self::POSTED, function ($table) {
+                $table->string('order_id', 255)->primary();
+                $table->integer('serviceid')->index();
+                $table->bigInteger('sequence');
+                $table->string('action', 32);
+                $table->string('status', 32);
+                $table->string('whmcs_status_before', 32)->nullable();
+                $table->timestamp('posted_at')->nullable();
+            });
+        }
+    }
+
+    /**
+     * Record an order as the newest of its service, before it is sent (its callback
+     * can arrive before the module's wait ends). $whmcsStatusBefore is the service's
+     * WHMCS status now, given back to it if the order fails. Posting the same
+     * order_id again (an operator retry) makes it the newest again.
+     */
+    public static function recordPosting(
+        int $serviceId,
+        string $orderId,
+        string $action,
+        ?string $whmcsStatusBefore,
+        string $status = 'posting'
+    ): void {
+        self::ensureSchema();
+        $sequence = (int) round(microtime(true) * 1_000_000);
+        foreach (self::postedOf($serviceId) as $row) {
+            // Never behind an order already recorded, even if the clock stepped back.
+            $sequence = max($sequence, (int) $row['sequence'] + 1);
+        }
+        $row = [
+            'serviceid' => $serviceId,
+            'sequence' => $sequence,
+            'action' => $action,
+            'status' => $status,
+            'whmcs_status_before' => $whmcsStatusBefore,
+            'posted_at' => gmdate('Y-m-d H:i:s'),
+        ];
+        if (self::posted($orderId) === null) {
+            Capsule::table(self::POSTED)->insert(['order_id' => $orderId] + $row);
+        } else {
+            Capsule::table(self::POSTED)->where('order_id', $orderId)->update($row);
+        }
+    }
+
+    /**
+     * The bridge's latest word on a posted order (or UNSENT). A final status stays:
+     * the module's "still running" may be read just before the callback lands.
+     */
+    public static function settlePosting(string $orderId, string $status): void
+    {
+        $row = self::posted($orderId);
+        if ($row === null || (in_array($row['status'], self::FINAL, true) && !in_array($status, self::FINAL, true))) {
+            return;
+        }
+        Capsule::table(self::POSTED)->where('order_id', $orderId)->update(['status' => $status]);
+    }
+
+    /** Put a posting row back as it was (a retry the bridge refused). */
+    public static function restorePosting(string $orderId, ?array $row): void
+    {
+        if ($row === null) {
+            Capsule::table(self::POSTED)->where('order_id', $orderId)->delete();
+            return;
+        }
+        Capsule::table(self::POSTED)->where('order_id', $orderId)->update($row);
+    }
+
+    public static function posted(string $orderId): ?array
+    {
+        self::ensureSchema();
+        $row = Capsule::table(self::POSTED)->where('order_id', $orderId)->first();
+        return $row === null ? null : (array) $row;
+    }
+
+    /** @return list<array> the orders posted for a service, any order */
+    public static function postedOf(int $serviceId): array
+    {
+        self::ensureSchema();
+        $rows = [];
+        foreach (Capsule::table(self::POSTED)->where('serviceid', $serviceId)->get() as $row) {
+            $rows[] = (array) $row; // a Collection in WHMCS: iterate, do not index
+        }
+        return $rows;
+    }
+
+    /** The newest order sent for the service after the given sequence, if any. */
+    public static function newerThan(int $serviceId, int $sequence): ?array
+    {
+        $newest = null;
+        foreach (self::postedOf($serviceId) as $row) {
+            if ((int) $row['sequence'] > $sequence && $row['status'] !== self::UNSENT
+                && ($newest === null || (int) $row['sequence'] > (int) $newest['sequence'])) {
+                $newest = $row;
+            }
+        }
+        return $newest;
+    }
+
+    /** An order sent for the service whose outcome has not been heard yet, if any. */
+    public static function unsettled(int $serviceId): ?array
+    {
+        foreach (self::postedOf($serviceId) as $row) {
+            if ($row['status'] !== self::UNSENT && !in_array($row['status'], self::FINAL, true)) {
+                return $row;
+            }
+        }
+        return null;
     }
 
     /** Remember the latest bridge order of a service (one row per service). */

@@ -1,4 +1,7 @@
 {* Client area panel of a WisPanel Bridge service (variables from wispanelbridge_ClientArea). *}
+{if $bridgeOrderMessage}
+<div class="alert {if $bridgeOrderState eq 'failed'}alert-warning{else}alert-info{/if}">{$bridgeOrderMessage|escape}</div>
+{/if}
 {if $bridgeService}
 <table class="table table-condensed">
   <tr><td>Status</td><td>{$bridgeService.status|escape}</td></tr>
