@@ -1,5 +1,6 @@
 """`bridge servers import` (existing panel accounts -> managed services) and
-`bridge services link` (an imported placeholder id -> billing's service id)."""
+`bridge services link` (an imported placeholder id -> billing's service id);
+`bridge services sso` is added here from bridge.cli.sso."""
 
 import time
 from pathlib import Path
@@ -10,6 +11,7 @@ import click
 from bridge.cli.context import CliContext
 from bridge.cli.operator import cell, cli_actor, styled
 from bridge.cli.output import emit_json, emit_table
+from bridge.cli.sso import sso_cmd
 from bridge.ops.import_map import load_mapping
 from bridge.ops.importer import import_accounts
 from bridge.ops.linking import link_service
@@ -92,7 +94,10 @@ def import_cmd(
 
 @click.group("services")
 def services_group() -> None:
-    """Services the bridge manages (imported accounts)."""
+    """Services the bridge manages (imported accounts, panel login links)."""
+
+
+services_group.add_command(sso_cmd)
 
 
 @services_group.command("link")

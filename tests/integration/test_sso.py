@@ -14,7 +14,9 @@ from bridge.db.models import AuditEntry, Server, Service
 from bridge.domain.model import AuthMode
 from bridge.domain.states import OrderStatus, ServiceStatus
 from bridge.fleet import ServerSpec, save_server
+from bridge.settings import Settings
 from bridge.simulator import SimulatorServer
+from tests.cli_runner import as_json, bridge
 from tests.factories import drive, submit
 from tests.ops_support import small_create
 from tests.signing import encode, signed_headers
@@ -247,7 +249,7 @@ def test_sso_when_the_panel_refuses_the_account_is_409(
     ],
 )
 def test_sso_bad_body_is_422_naming_the_field(
-    api: httpx.Client, clock: FakeClock, active_service: str, sim: SimControl, body
+    api: httpx.Client, clock: FakeClock, active_service: str, sim: SimControl, body: Any
 ) -> None:
     response = sso(api, clock, active_service, body)
 
@@ -382,3 +384,64 @@ def test_sso_answer_without_a_link_is_503_not_a_broken_url(
 
     assert response.status_code == 503
     assert "no usable link" in response.json()["detail"]
+
+
+# --- `bridge services sso` (operators) ---
+
+
+def test_cli_services_sso_prints_a_single_use_link_audited_as_the_operator(
+    settings: Settings, services: Services, active_service: str
+) -> None:
+    result = bridge(
+        settings, "services", "sso", active_service, "--target-path", "/files"
+    )
+
+    assert result.returncode == 0, result.stderr
+    url = result.stdout.strip()
+    assert url.startswith("http")
+    assert "expires at" in result.stderr
+    assert url not in result.stderr
+    first = httpx.get(url)
+    assert first.status_code == 302
+    assert first.headers["location"] == "/files"
+    (entry,) = sso_audit(services)
+    assert entry.action == "sso_minted"
+    assert entry.actor.startswith("ops:")
+    assert entry.service_id == active_service
+    assert url not in str(entry.detail)
+
+
+def test_cli_services_sso_json(
+    settings: Settings, services: Services, active_service: str
+) -> None:
+    body = as_json(
+        bridge(
+            settings, "services", "sso", active_service, "--expires-in", "60", "--json"
+        )
+    )
+
+    assert set(body) == {"url", "expires_at"}
+    assert datetime.fromisoformat(body["expires_at"])
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "complaint"),
+    [
+        (["svc-nope"], 1, "not found"),
+        (["svc-1", "--target-path", "https://evil.example/"], 2, "--target-path"),
+        (["svc-1", "--expires-in", "5"], 2, "--expires-in"),
+    ],
+)
+def test_cli_services_sso_bad_input_is_a_clear_error(
+    settings: Settings,
+    active_service: str,
+    sim: SimControl,
+    args: list[str],
+    code: int,
+    complaint: str,
+) -> None:
+    result = bridge(settings, "services", "sso", *args)
+
+    assert result.returncode == code
+    assert complaint in result.stderr
+    assert mint_requests(sim) == []
