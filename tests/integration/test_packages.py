@@ -264,3 +264,41 @@ def test_cli_servers_packages_says_when_nothing_is_cached_or_known(
     assert "no cached packages" in empty.stdout
     assert missing.returncode == 1
     assert "not found" in missing.stderr
+
+
+def test_create_for_a_full_group_is_checked_against_what_every_server_offers(
+    api: httpx.Client,
+    services: Services,
+    server: Server,
+    simulator: SimulatorServer,
+    sim: SimControl,
+) -> None:
+    # Group "gold": sim without "pro", sim2 with it, both full. With no server to
+    # place the account on yet (it waits for capacity), whichever frees up first
+    # takes it: only the packages both offer are valid. (A create that is placed
+    # at once is checked against the chosen server's own list.)
+    httpx.delete(
+        simulator.base_url + "/api/v1/packages/pro",
+        headers={"Authorization": f"Bearer {simulator.credentials().api_key}"},
+    ).raise_for_status()
+    refresh_packages(services, "sim")
+    register_sim(services, simulator, "sim2")
+    sim.reset()
+    refresh_packages(services, "sim2")
+    with services.sessions.begin() as session:
+        session.execute(update(Server).values(group_name="gold", capacity=0))
+    body = create_body(1, server_group="gold", ssl=False, mailboxes=[])
+    body["account"]["package"] = "pro"
+
+    refused = post_order(api, body)
+
+    assert refused.status_code == 422, refused.text
+    detail = refused.json()["detail"][0]
+    assert detail["loc"] == ["body", "account.package"]
+    assert "unknown package 'pro' on group gold; valid: basic, default" in detail["msg"]
+    assert count(services, Order) == 0
+    body["account"]["package"] = "basic"
+    accepted = post_order(api, body)
+    assert accepted.status_code == 202, accepted.text
+    with services.sessions() as session:
+        assert list(session.scalars(select(Order.server_id))) == [None]  # waits
