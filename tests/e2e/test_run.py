@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.e2e.running import REPO, bridge_run
@@ -48,6 +49,9 @@ def test_bridge_run_serves_a_second_terminal_and_stops_on_ctrl_c(
             # The secrets were created (and announced) by `bridge run`, not again.
             assert "development_secret_generated" not in done.stderr
         assert json.loads(show.stdout)["order"]["status"] == "completed"
+        demo = httpx.get(
+            f"http://127.0.0.1:{bridge.demo_port}/_sim/credentials", timeout=10
+        ).json()
         assert [o["id"] for o in json.loads(listing.stdout)["data"]] == [order_id]
         second = _bridge(env, "run")
         assert second.returncode != 0
@@ -56,6 +60,11 @@ def test_bridge_run_serves_a_second_terminal_and_stops_on_ctrl_c(
     assert bridge.exit_code == 0, bridge.log.read_text()[-3000:]
     log = bridge.log.read_text()
     assert log.count("development_secret_generated") == 4  # once per secret
+    # The simulator prints its credentials only when run by hand (`bridge
+    # simulator`); the demo panel's stay out of `bridge run`'s console.
+    assert demo["api_key"].startswith("wsp_")
+    for secret in (demo["api_key"], demo["password"]):
+        assert secret not in log
     stopping = log[log.index("stopping") :]
     assert "stopped" in stopping
     # Redis stops after the worker: the worker never loses its broker.
