@@ -35,7 +35,9 @@ Control API (per panel, no auth; bad input -> ``400 {"error": "..."}``):
     ``state_file``: ``limit``, ``window`` fixed|sliding, ``token_lifetime_s``,
     ``ssl_delay_s``, ``envelope`` flat|nested|lean, ``validation_status`` 400|422,
     ``key_mismatch_status`` 409|422, ``empty_accounts`` null|[] (or "null"/"[]"),
-    ``retry_after`` bool|"on"|"off", ``ip_binding``, ``single_session``,
+    ``retry_after`` bool|"on"|"off", ``ssl_retry_after`` (off by default; on: a
+    pending certificate's answers carry Retry-After, the seconds until it is ready),
+    ``ip_binding``, ``single_session``,
     ``login_limit_per_min``, ``license_max_users``, ``license_max_domains``,
     ``idempotency_window_s``, ``trust_forwarded_for`` (client IP from X-Forwarded-For,
     for IP-binding tests), ``tz_offset_minutes``, ``seed``, and the admin's

@@ -41,6 +41,10 @@ class SimulatorConfig:
     key_mismatch_status: int = 409
     empty_accounts: list[object] | None = None
     retry_after: bool = True
+    # A pending certificate's answers (issue, renew, status) carry Retry-After:
+    # the seconds until it is ready. Off by default: wispanel-api.md documents
+    # Retry-After only on 429, so the bridge must not count on it (opt-in).
+    ssl_retry_after: bool = False
     ip_binding: bool = True
     single_session: bool = False
     login_limit_per_min: int = 20
@@ -150,7 +154,13 @@ class SimulatorConfig:
         return dataclasses.asdict(self)
 
 
-_BOOL_FIELDS = {"retry_after", "ip_binding", "single_session", "trust_forwarded_for"}
+_BOOL_FIELDS = {
+    "retry_after",
+    "ssl_retry_after",
+    "ip_binding",
+    "single_session",
+    "trust_forwarded_for",
+}
 _FLOAT_FIELDS = {"ssl_delay_s", "webhook_timeout_s", "webhook_ssl_tick_s"}
 _OPTIONAL_STR_FIELDS = {"api_key", "password", "totp_secret"}
 _OPTIONAL_INT_FIELDS = {"seed"}

@@ -1,6 +1,12 @@
 """SSL routes: list, status, issue (asynchronous: pending, then active or failed after
 ``ssl_delay_s`` of panel-clock time, judged lazily on read) and renew.
+
+With ``ssl_retry_after`` (off by default: the documented contract promises
+Retry-After only on 429) a pending certificate's answers carry ``Retry-After``,
+the whole seconds until it is ready.
 """
+
+import math
 
 from fastapi import APIRouter
 from starlette.requests import Request
@@ -16,6 +22,7 @@ from bridge.simulator.context import (
     text_field,
 )
 from bridge.simulator.errors import ApiError, ApiValidationError
+from bridge.simulator.panel import Panel
 from bridge.simulator.records import Certificate, empty_certificate
 from bridge.simulator.routing import add_route, obj
 from bridge.simulator.webhooks import watch_certificate
@@ -43,7 +50,7 @@ async def show_certificate(request: Request, domain: str) -> Response:
     cert = panel.state.certificates.get(found.domain)
     if cert is None:
         return json_response(empty_certificate(found.domain))
-    return json_response(cert.to_json(panel.fmt, panel.now()))
+    return _certificate_response(panel, cert, panel.now())
 
 
 async def issue_certificate(request: Request, domain: str) -> Response:
@@ -70,7 +77,7 @@ async def issue_certificate(request: Request, domain: str) -> Response:
     panel.state.certificates[found.domain] = cert
     panel.state.record_creation("certificate", found.domain)
     watch_certificate(panel, cert)
-    return json_response(cert.to_json(panel.fmt, now))
+    return _certificate_response(panel, cert, now)
 
 
 async def renew_certificate(request: Request, domain: str) -> Response:
@@ -86,7 +93,15 @@ async def renew_certificate(request: Request, domain: str) -> Response:
     cert.fails = panel.dice.roll(panel.faults.ssl_failure_rate)
     cert.announced = False
     watch_certificate(panel, cert)
-    return json_response(cert.to_json(panel.fmt, now))
+    return _certificate_response(panel, cert, now)
+
+
+def _certificate_response(panel: Panel, cert: Certificate, now: float) -> Response:
+    """The certificate as of ``now``; Retry-After while pending, when opted in."""
+    response = json_response(cert.to_json(panel.fmt, now))
+    if panel.config.ssl_retry_after and cert.status(now) == "pending":
+        response.headers["Retry-After"] = str(max(1, math.ceil(cert.ready_at - now)))
+    return response
 
 
 def register(router: APIRouter) -> None:

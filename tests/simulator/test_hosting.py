@@ -149,6 +149,47 @@ def test_ssl_renew_is_not_a_creation(panel):
     assert panel.ledger()["certificate"] == {"alice.example": 1}
 
 
+def test_reissuing_an_active_certificate_is_a_new_issuance(panel):
+    add_domain(panel)
+    panel.post("/api/v1/ssl/alice.example/issue")
+    panel.advance(6)  # past ssl_delay_s (5 s)
+    assert panel.get("/api/v1/ssl/alice.example").json()["status"] == "active"
+
+    again = panel.post("/api/v1/ssl/alice.example/issue")
+
+    # The documented contract: SSL is not keyed, and nothing says an issue of an
+    # active certificate is a no-op: a new (real, rate-limited) issuance starts.
+    assert again.json()["status"] == "pending"
+    assert panel.ledger()["certificate"] == {"alice.example": 2}
+
+
+def test_pending_certificate_has_no_retry_after_by_default(panel):
+    add_domain(panel)
+
+    issued = panel.post("/api/v1/ssl/alice.example/issue")
+    polled = panel.get("/api/v1/ssl/alice.example")
+
+    assert polled.json()["status"] == "pending"
+    assert "Retry-After" not in issued.headers
+    assert "Retry-After" not in polled.headers
+
+
+def test_pending_certificate_retry_after_is_opt_in(panel):
+    panel.configure(ssl_retry_after=True, ssl_delay_s=30)
+    add_domain(panel)
+
+    issued = panel.post("/api/v1/ssl/alice.example/issue")
+    panel.advance(10.5)
+    polled = panel.get("/api/v1/ssl/alice.example")
+    panel.advance(20)
+    active = panel.get("/api/v1/ssl/alice.example")
+
+    assert issued.headers["Retry-After"] == "30"
+    assert polled.headers["Retry-After"] == "20"  # whole seconds, rounded up
+    assert active.json()["status"] == "active"
+    assert "Retry-After" not in active.headers
+
+
 def test_ssl_renew_without_certificate_is_404(panel):
     add_domain(panel)
 
