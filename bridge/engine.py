@@ -41,7 +41,14 @@ from bridge.outcomes import Answer, Rule, Verdict, must_read_first, rule, ssl_po
 from bridge.panel import PanelClient
 from bridge.queue import RUN_ORDER_TASK, enqueue_after_commit
 from bridge.settings import Settings
-from bridge.steps import READABLE_KINDS, StepCall, StepResult, execute, is_keyed
+from bridge.steps import (
+    StepCall,
+    StepDefinitionError,
+    StepResult,
+    execute,
+    is_keyed,
+    reads_first,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -200,11 +207,10 @@ def _settle_internal(
         error=type(exc).__name__,
         exc_info=exc,
     )
-    result = StepResult(
-        Answer.INTERNAL,
-        error_code="internal",
-        error_message=f"internal error: {type(exc).__name__}",
-    )
+    message = f"internal error: {type(exc).__name__}"
+    if isinstance(exc, StepDefinitionError):
+        message += f": {exc}"  # names a kind and a table, never a secret
+    result = StepResult(Answer.INTERNAL, error_code="internal", error_message=message)
     with services.sessions.begin() as session:
         now = services.clock()
         orders_db.fence(session, lease, now, services.settings.lease_seconds)
@@ -355,13 +361,18 @@ def _call_for(
 ) -> StepCall:
     settings = services.settings
     polling = step.kind is StepKind.ISSUE_SSL and step.response is not None
-    read_first = step.kind in READABLE_KINDS and must_read_first(
-        keyed=keyed,
-        flagged=step.needs_reconcile,
-        interrupted=interrupted,
-        first_sent_at=step.first_sent_at,
-        now=now,
-        reconcile_after=timedelta(seconds=settings.reconcile_after_seconds),
+    # Raises StepDefinitionError (recorded as `internal`) for a kind that owes a
+    # read but has none and whose re-send is not safe: never a silent re-send.
+    read_first = reads_first(
+        step.kind,
+        owed=must_read_first(
+            keyed=keyed,
+            flagged=step.needs_reconcile,
+            interrupted=interrupted,
+            first_sent_at=step.first_sent_at,
+            now=now,
+            reconcile_after=timedelta(seconds=settings.reconcile_after_seconds),
+        ),
     )
     secret = services.box.decrypt_json(step.secret_body) if step.secret_body else {}
     proven = None
@@ -559,6 +570,7 @@ def _wait_for(services: Services, session: Session, it: "_Settling") -> _Wait | 
                     first=settings.ssl_poll_first_seconds,
                     cap=settings.ssl_poll_seconds,
                     retry_after=result.retry_after,
+                    timeout=settings.ssl_timeout_seconds,
                 )
                 return _Wait(delay, reason)
             case WaitReason.RATE_LIMITED:

@@ -171,13 +171,23 @@ def must_read_first(
 
 
 def ssl_poll_delay(
-    pending_for: float, *, first: float, cap: float, retry_after: float | None
+    pending_for: float,
+    *,
+    first: float,
+    cap: float,
+    retry_after: float | None,
+    timeout: float,
 ) -> float:
     """Next look at a pending certificate: short at first, growing to `cap`.
 
-    Half the time it has been pending (so ~1.5x per poll), at least `first`;
-    the panel's Retry-After wins when it sends one.
+    Half the time it has been pending (so ~1.5x per poll), at least `first`.
+    The panel's Retry-After wins when it sends one, even beyond `cap`: it knows
+    when the certificate will be ready. Never beyond `timeout`
+    (BRIDGE_SSL_TIMEOUT_SECONDS) though: the look at that moment is the one that
+    fails a certificate still pending as `ssl_timeout`.
     """
     if retry_after is not None:
-        return max(retry_after, 0.0)
-    return min(cap, max(first, pending_for / 2))
+        delay = max(retry_after, 0.0)
+    else:
+        delay = min(cap, max(first, pending_for / 2))
+    return min(delay, max(timeout - pending_for, 0.0))

@@ -22,6 +22,7 @@ from bridge.panel import (
     PanelResponse,
     PanelThrottledError,
 )
+from bridge.panel.errors import retry_after_seconds
 
 SSL_DONE = "active"
 SSL_WAITING = frozenset({"pending", "processing"})
@@ -55,6 +56,31 @@ READABLE_KINDS = frozenset(
         StepKind.CREATE_MAILBOX,
     }
 )
+# Kinds whose re-send reaches the same state (the panel answers "already in
+# state", 404 on a delete, or sets the same value again): a re-send needs no read
+# first, keyed or not. Every kind is in READABLE_KINDS or here (`reads_first`).
+RESEND_SAFE_KINDS = frozenset(
+    {
+        StepKind.SUSPEND_USER,
+        StepKind.UNSUSPEND_USER,
+        StepKind.DELETE_USER,
+        StepKind.CHANGE_PACKAGE,
+        StepKind.CHANGE_PASSWORD,
+        StepKind.SET_RESELLER_LIMITS,
+        StepKind.DELETE_RESELLER,
+    }
+)
+# Kinds that send a secret billing ordered (a password): they cannot run once
+# retention has wiped it. `_secret()` refuses any other kind, so a new kind that
+# sends a secret cannot be left out (bridge.ops.retry asks for a new order).
+SECRET_KINDS = frozenset(
+    {
+        StepKind.CREATE_USER,
+        StepKind.CREATE_RESELLER,
+        StepKind.CREATE_MAILBOX,
+        StepKind.CHANGE_PASSWORD,
+    }
+)
 # The panel role each account-creating kind makes: adoption accepts only that one.
 _ACCOUNT_ROLES = {StepKind.CREATE_USER: "user", StepKind.CREATE_RESELLER: "reseller"}
 # Namespace of the key of the password sent to an adopted user: derived from the
@@ -65,6 +91,37 @@ _ADOPT_PASSWORD_NS = uuid.UUID("5b0a9d1e-6f43-4c7e-9a55-2f1f3f6f0a11")
 def is_keyed(client: PanelClient, kind: StepKind) -> bool:
     """Whether this server's endpoint for `kind` de-duplicates by Idempotency-Key."""
     return client.routes[STEP_OPERATIONS[kind]].honours_key
+
+
+class StepDefinitionError(Exception):
+    """A step kind is missing from a table it must be in: a bug in the bridge.
+
+    Its message names the kind and the table, never a secret, so the engine
+    stores it on the step for ops.
+    """
+
+
+def reads_first(
+    kind: StepKind,
+    *,
+    owed: bool,
+    readable: frozenset[StepKind] = READABLE_KINDS,
+    resend_safe: frozenset[StepKind] = RESEND_SAFE_KINDS,
+) -> bool:
+    """Whether this try reads the resource first, given whether a read is `owed`.
+
+    A kind that owes a read but has none must not re-send silently: unless its
+    re-send is safe by the state it asks for, that is a StepDefinitionError.
+    """
+    if not owed or kind in resend_safe:
+        return False
+    if kind in readable:
+        return True
+    msg = (
+        f"step kind {kind.value} owes a read before re-sending but has no read by "
+        "natural key: add it to READABLE_KINDS (with a read) or RESEND_SAFE_KINDS"
+    )
+    raise StepDefinitionError(msg)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +173,8 @@ def execute(client: PanelClient, call: StepCall) -> StepResult:
     absent = False
     try:
         if call.polling:
-            return _ssl_state(_as_dict(client.get_ssl(call.params["domain"]).data))
+            polled = client.get_ssl(call.params["domain"])
+            return _ssl_state(_as_dict(polled.data), polled.headers)
         if call.proven is not None:
             return _give_ordered_password(client, call, call.proven)
         if call.read_first:
@@ -171,13 +229,13 @@ def _failed(
 
 def _send(client: PanelClient, call: StepCall) -> PanelResponse:  # noqa: PLR0911
     key = call.idempotency_key
-    body, params, secret = call.body, call.params, call.secret
+    body, params = call.body, call.params
     match call.kind:
         case StepKind.CREATE_USER:
             return client.create_user(
                 body["username"],
                 body["email"],
-                secret["password"],
+                _secret(call, "password"),
                 body["package"],
                 idempotency_key=key,
             )
@@ -191,7 +249,7 @@ def _send(client: PanelClient, call: StepCall) -> PanelResponse:  # noqa: PLR091
             return client.create_mailbox(
                 body["domain"],
                 body["username"],
-                secret["password"],
+                _secret(call, "password"),
                 int(body.get("quota_mb", 0)),
                 idempotency_key=key,
             )
@@ -209,13 +267,13 @@ def _send(client: PanelClient, call: StepCall) -> PanelResponse:  # noqa: PLR091
             )
         case StepKind.CHANGE_PASSWORD:
             return client.change_password(
-                params["username"], secret["password"], idempotency_key=key
+                params["username"], _secret(call, "password"), idempotency_key=key
             )
         case StepKind.CREATE_RESELLER:
             return client.create_reseller(
                 body["username"],
                 body["email"],
-                secret["password"],
+                _secret(call, "password"),
                 body["package"],
                 idempotency_key=key,
             )
@@ -228,6 +286,14 @@ def _send(client: PanelClient, call: StepCall) -> PanelResponse:  # noqa: PLR091
             return client.delete_reseller(params["username"], idempotency_key=key)
     msg = f"no executor for step kind {call.kind}"
     raise ValueError(msg)
+
+
+def _secret(call: StepCall, name: str) -> str:
+    """A secret the step sends; only SECRET_KINDS may send one."""
+    if call.kind not in SECRET_KINDS:
+        msg = f"step kind {call.kind.value} sends a secret but is not in SECRET_KINDS"
+        raise StepDefinitionError(msg)
+    return call.secret[name]
 
 
 def _refuse_reseller_with_users(
@@ -259,19 +325,37 @@ def _as_dict(data: Any) -> dict[str, Any]:
 def _after_send(call: StepCall, response: PanelResponse) -> StepResult:
     data = _as_dict(response.data)
     if call.kind is StepKind.ISSUE_SSL:
-        return _ssl_state(data)
+        return _ssl_state(data, response.headers)
     return StepResult(Answer.DONE, response=data)
 
 
-def _ssl_state(cert: dict[str, Any]) -> StepResult:
+def _ssl_state(
+    cert: dict[str, Any], headers: Mapping[str, str] | None = None
+) -> StepResult:
+    """A certificate's answer; a pending one carries the panel's Retry-After."""
     status = str(cert.get("status", "")).lower()
     if status == SSL_DONE:
         return StepResult(Answer.DONE, response=cert)
     if status in SSL_WAITING:
-        return StepResult(Answer.SSL_PENDING, response=cert)
+        return StepResult(
+            Answer.SSL_PENDING, response=cert, retry_after=_hinted_wait(headers)
+        )
     return _failed(
         Answer.SSL_FAILED, "ssl_failed", f"certificate status {status or 'unknown'}"
     )
+
+
+def _hinted_wait(headers: Mapping[str, str] | None) -> float | None:
+    """The panel's Retry-After on a 2xx, if it sent one (None: it did not).
+
+    Only that header: on a 2xx, X-RateLimit-Reset is the rate-limit window's and
+    says nothing about the certificate. A value that does not parse counts as
+    the helper's default; the engine never waits past BRIDGE_SSL_TIMEOUT_SECONDS.
+    """
+    value = (headers or {}).get("retry-after")
+    if value is None:
+        return None
+    return retry_after_seconds({"retry-after": value}, now=None)
 
 
 def _adopt(client: PanelClient, call: StepCall, found: dict[str, Any]) -> StepResult:
@@ -295,7 +379,7 @@ def _give_ordered_password(
     try:
         client.change_password(
             call.body["username"],
-            call.secret["password"],
+            _secret(call, "password"),
             idempotency_key=str(uuid.uuid5(_ADOPT_PASSWORD_NS, call.idempotency_key)),
         )
     except (PanelError, RateLimitedError, RateLimiterUnavailableError) as exc:
@@ -347,8 +431,7 @@ def _read(client: PanelClient, call: StepCall) -> dict[str, Any] | None:
 
 def _match_user(client: PanelClient, call: StepCall) -> dict[str, Any]:
     """The panel user, if provably ours (design.md §2, "already exists" row)."""
-    body = call.body
-    name = body["username"]
+    name = call.body["username"]
     if call.username_held_by is not None:
         raise ConflictError(
             f"user {name!r} belongs to service {call.username_held_by} on this server"
@@ -356,9 +439,21 @@ def _match_user(client: PanelClient, call: StepCall) -> dict[str, Any]:
     # Asked first: it is cached per process, so a try that the budget cuts short
     # after this call does not need it again.
     ours = client.account_name()
-    user = _as_dict(client.get_user(name).data)
-    role = str(user.get("role", "user"))
-    if role != _ACCOUNT_ROLES[call.kind]:
+    return match_user(call, _as_dict(client.get_user(name).data), ours)
+
+
+def match_user(call: StepCall, user: dict[str, Any], ours: str) -> dict[str, Any]:
+    """`user`, as the panel reports it, if provably this create's; else ConflictError.
+
+    `ours` is the bridge's panel account (the `creator` of what it makes).
+    """
+    body = call.body
+    name = body["username"]
+    role = user.get("role")
+    if role is None:
+        # No role reported is no proof of "user": it could be an admin's account.
+        raise ConflictError(f"user {name!r} exists on the panel with no role reported")
+    if str(role) != _ACCOUNT_ROLES[call.kind]:
         # Never an admin; a reseller only when the order asked for one.
         raise ConflictError(f"user {name!r} exists on the panel with role {role!r}")
     same_email = str(user.get("email", "")).lower() == str(body["email"]).lower()

@@ -24,6 +24,7 @@ from bridge.ops.errors import OperationRefusedError
 from bridge.ops.queries import failed_order_ids, get_order_by_ref, order_detail
 from bridge.ops.transitions import move_order, reopen_failed_create, require_failed
 from bridge.queue import RUN_ORDER_TASK, enqueue_after_commit
+from bridge.steps import SECRET_KINDS
 
 # The engine's code for a certificate the panel reports as failed (bridge.steps).
 _SSL_FAILED = "ssl_failed"
@@ -82,17 +83,12 @@ def _refuse_if_superseded(session: Session, order: Order) -> None:
         raise OperationRefusedError(msg)
 
 
-# Step kinds that cannot run without the password billing sent with the order.
-_NEEDS_SECRET = frozenset(
-    {StepKind.CREATE_USER, StepKind.CREATE_MAILBOX, StepKind.CHANGE_PASSWORD}
-)
-
-
 def _refuse_if_secrets_gone(order: Order) -> None:
     """A retry cannot re-send a password that retention has wiped."""
     for step in order.steps:
         unfinished = step.status in (StepStatus.FAILED, StepStatus.PENDING)
-        if unfinished and step.kind in _NEEDS_SECRET and step.secret_body is None:
+        # SECRET_KINDS: the kinds whose executor sends a secret (bridge.steps).
+        if unfinished and step.kind in SECRET_KINDS and step.secret_body is None:
             msg = (
                 f"secrets expired: order {order.order_id} no longer holds the "
                 "password it needs; post a new order"

@@ -8,8 +8,10 @@ honoured only on users/resellers/domains/webhooks; SSL and email re-sends execut
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from sqlalchemy import select, update
@@ -17,22 +19,25 @@ from sqlalchemy import select, update
 from bridge.container import Services, build_services, system_clock
 from bridge.db.models import Order, Server, Service, Step
 from bridge.dispatcher import dispatch_due_orders
-from bridge.domain.model import AccountSpec, Action, OrderSpec, StepKind
+from bridge.domain.model import AccountRole, AccountSpec, Action, OrderSpec, StepKind
 from bridge.domain.states import OrderStatus, ServiceStatus, StepStatus, WaitReason
 from bridge.engine import run_order
-from bridge.errors import InvalidOrderError
+from bridge.errors import InvalidOrderError, RateLimitedError
 from bridge.ops import OperationRefusedError
-from bridge.ops.orders import cancel_order
+from bridge.ops.orders import cancel_order, resolve_order
 from bridge.ops.probe import probe_server
 from bridge.ops.retention import run_retention
 from bridge.ops.retry import retry_order
 from bridge.settings import Settings
 from bridge.simulator import SimulatorServer
+from bridge.steps import ConflictError, StepCall, match_user
 from tests.factories import create_spec, drive, load, set_server_key, submit
 from tests.panel_api import PanelApi
 from tests.simctl import FakeClock, SimControl
 
 pytestmark = pytest.mark.integration
+
+_T = TypeVar("_T")
 
 
 def _user_only(n: int = 1, **overrides: object) -> OrderSpec:
@@ -77,6 +82,55 @@ def test_user_made_by_a_reseller_is_not_adopted(
     order = drive(services, submit(services, _user_only()), clock, sim)
     assert order.status is OrderStatus.FAILED
     assert "created by panel account 'partner'" in (order.last_error or "")
+
+
+def test_user_with_another_package_only_is_not_adopted(
+    services: Services,
+    server: Server,
+    sim: SimControl,
+    clock: FakeClock,
+    panel_api: PanelApi,
+) -> None:
+    panel_api.create_user("user1", package="basic")  # same email, other package
+    order = drive(services, submit(services, _user_only()), clock, sim)
+    assert order.status is OrderStatus.FAILED
+    assert order.steps[0].error_code == "conflict"
+    assert "another email or package" in (order.last_error or "")
+    assert not [r for r in sim.requests() if r["path"].endswith("/password")]
+
+
+def _paced(call: Callable[[], _T]) -> _T:
+    """A direct panel call that waits its turn in the shared budget, like the engine."""
+    for _ in range(100):
+        try:
+            return call()
+        except RateLimitedError as exc:
+            time.sleep(exc.retry_after or 0.01)
+    pytest.fail("no budget token")
+
+
+def test_panel_user_without_a_role_is_not_adopted(
+    services: Services, server: Server, panel_api: PanelApi
+) -> None:
+    # The simulator always reports a role: take its real answer, minus the role.
+    panel_api.create_user("user1")
+    with services.sessions() as session:
+        client = services.panels.client_for(session.get_one(Server, server.id))
+    user = dict(_paced(lambda: client.get_user("user1").data))
+    call = StepCall(
+        kind=StepKind.CREATE_USER,
+        params={},
+        body={"username": "user1", "email": "user1@example.com", "package": "default"},
+        secret={"password": "correct-horse-battery"},
+        idempotency_key=str(uuid.uuid4()),
+        read_first=True,
+        polling=False,
+    )
+    ours = _paced(client.account_name)
+    assert match_user(call, user, ours) == user  # as reported: provably ours
+    del user["role"]
+    with pytest.raises(ConflictError, match="no role reported"):
+        match_user(call, user, ours)
 
 
 def test_user_the_bridges_account_made_is_adopted_with_the_ordered_password(
@@ -343,6 +397,110 @@ def test_ssl_polls_cost_no_attempts_and_time_out(
     assert 5 < len(polls) < 60  # short at first, then growing to the cap
 
 
+def _until_ssl_pending(
+    services: Services, order_uuid: uuid.UUID, clock: FakeClock, sim: SimControl
+) -> Order:
+    """Run the order until its certificate is issued and pending (clocks kept)."""
+    for _ in range(20):
+        run_order(services, order_uuid)
+        order = load(services, order_uuid)
+        if order.wait_reason is WaitReason.SSL_PENDING:
+            return order
+        if order.next_attempt_at is not None and order.next_attempt_at > clock():
+            wait = (order.next_attempt_at - clock()).total_seconds()
+            if order.wait_reason is WaitReason.RATE_LIMITED:
+                time.sleep(min(wait, 0.2))  # the shared bucket runs on Redis TIME
+            clock.advance(wait + 0.001)
+            sim.advance(wait + 0.001)
+    pytest.fail(f"certificate never pending: {order.status} {order.last_error}")
+
+
+def _ssl_requests(sim: SimControl, method: str) -> list[dict[str, object]]:
+    return [r for r in sim.requests() if r["method"] == method and "/ssl/" in r["path"]]
+
+
+def test_panels_retry_after_on_a_pending_certificate_wins(
+    services: Services, server: Server, sim: SimControl, clock: FakeClock
+) -> None:
+    sim.config(ssl_retry_after=True, ssl_delay_s=300)
+    order_uuid = submit(services, create_spec(mailboxes=()))
+    order = _until_ssl_pending(services, order_uuid, clock, sim)
+    assert order.next_attempt_at is not None
+    wait = (order.next_attempt_at - clock()).total_seconds()
+    # Not the schedule's 2 s first look (nor its 15 s cap): the panel's 300 s.
+    assert 299 < wait <= 300
+    order = drive(services, order_uuid, clock, sim)
+    assert order.status is OrderStatus.COMPLETED, order.last_error
+    assert len(_ssl_requests(sim, "GET")) == 1  # one look, when it said
+    assert len(_ssl_requests(sim, "POST")) == 1
+
+
+def test_panels_retry_after_never_outlasts_the_ssl_timeout(
+    settings: Settings, server: Server, sim: SimControl, clock: FakeClock
+) -> None:
+    sim.config(ssl_retry_after=True, ssl_delay_s=100_000)
+    bounded = build_services(
+        settings.model_copy(update={"ssl_timeout_seconds": 120}), clock=clock
+    )
+    try:
+        order_uuid = submit(bounded, create_spec(mailboxes=()))
+        order = _until_ssl_pending(bounded, order_uuid, clock, sim)
+        assert order.next_attempt_at is not None
+        assert (order.next_attempt_at - clock()).total_seconds() <= 120
+        order = drive(bounded, order_uuid, clock, sim)
+    finally:
+        bounded.close()
+    ssl = next(s for s in order.steps if s.kind is StepKind.ISSUE_SSL)
+    assert order.status is OrderStatus.FAILED
+    assert ssl.error_code == "ssl_timeout"
+    assert len(_ssl_requests(sim, "GET")) == 1  # the look at the timeout
+
+
+def test_transient_error_polling_a_pending_certificate_takes_the_normal_backoff(
+    services: Services, server: Server, sim: SimControl, clock: FakeClock
+) -> None:
+    order_uuid = submit(services, create_spec(mailboxes=()))
+    order = _until_ssl_pending(services, order_uuid, clock, sim)
+    assert order.next_attempt_at is not None
+    wait = (order.next_attempt_at - clock()).total_seconds()
+    clock.advance(wait + 0.001)
+    sim.advance(wait + 0.001)
+    sim.fail_next(1, 500)  # the poll: a 5xx on a read
+    run_order(services, order_uuid)
+    order = load(services, order_uuid)
+    ssl = next(s for s in order.steps if s.kind is StepKind.ISSUE_SSL)
+    assert order.status is OrderStatus.WAITING
+    assert order.wait_reason is WaitReason.RETRY_BACKOFF
+    assert ssl.attempts == 1  # the not-sent rule's one attempt, nothing more
+    assert (ssl.response or {}).get("status") == "pending"  # still polled, not issued
+    order = drive(services, order_uuid, clock, sim)
+    assert order.status is OrderStatus.COMPLETED, order.last_error
+    assert len(_ssl_requests(sim, "POST")) == 1
+    assert sim.ledger()["certificate"] == {"site1.example": 1}
+
+
+def test_certificate_active_when_its_in_flight_step_is_read_is_adopted(
+    services: Services, server: Server, sim: SimControl, clock: FakeClock
+) -> None:
+    order_uuid = submit(services, create_spec(mailboxes=()))
+    order = _until_ssl_pending(services, order_uuid, clock, sim)
+    ssl = next(s for s in order.steps if s.kind is StepKind.ISSUE_SSL)
+    # The worker died after sending the issue (no outcome stored), and the
+    # certificate has since become active: a re-issue would be a second one.
+    sim.advance(60)
+    clock.advance(60)
+    with services.sessions.begin() as session:
+        session.execute(
+            update(Step)
+            .where(Step.id == ssl.id)
+            .values(status=StepStatus.IN_FLIGHT, needs_reconcile=False, response=None)
+        )
+    order = drive(services, order_uuid, clock, sim)
+    assert order.status is OrderStatus.COMPLETED, order.last_error
+    assert len(_ssl_requests(sim, "POST")) == 1
+    assert sim.ledger()["certificate"] == {"site1.example": 1}
+
+
 # -- no poison orders --------------------------------------------------------------
 
 
@@ -362,6 +520,27 @@ def test_secret_that_no_longer_decrypts_fails_the_order_after_its_attempts(
     assert step.error_code == "internal"
     assert step.attempts == services.settings.max_attempts
     assert sim.requests() == []  # nothing half-sent
+
+
+def test_malformed_stored_body_ends_internal_then_failed(
+    services: Services, server: Server, sim: SimControl, clock: FakeClock
+) -> None:
+    order_uuid = submit(services, create_spec(ssl=False, mailboxes=()))
+    with services.sessions.begin() as session:
+        session.execute(  # the domain step's body lost its owner
+            update(Step)
+            .where(Step.order_uuid == order_uuid, Step.kind == StepKind.CREATE_DOMAIN)
+            .values(request_body={"domain": "site1.example"})
+        )
+    order = drive(services, order_uuid, clock, sim, rounds=100)
+    assert order.status is OrderStatus.FAILED
+    domain = next(s for s in order.steps if s.kind is StepKind.CREATE_DOMAIN)
+    assert domain.status is StepStatus.FAILED
+    assert domain.error_code == "internal"
+    assert domain.attempts == services.settings.max_attempts
+    assert "internal error: KeyError" in (order.last_error or "")
+    assert not [r for r in sim.requests() if r["path"].startswith("/api/v1/domains")]
+    assert sim.ledger()["user"] == {"user1": 1}
 
 
 # -- rejected credentials stop a server, not every order ----------------------------
@@ -443,6 +622,46 @@ def test_failed_orders_secrets_expire_and_its_retry_asks_for_a_new_order(
     assert _secrets(services, order_uuid) == [None]
     with pytest.raises(OperationRefusedError, match="secrets expired"):
         retry_order(services, order_uuid, "ops")
+
+
+def test_reseller_create_whose_secrets_expired_asks_for_a_new_order(
+    services: Services,
+    server: Server,
+    sim: SimControl,
+    clock: FakeClock,
+    panel_api: PanelApi,
+) -> None:
+    panel_api.create_user("user1", email="stranger@example.com", role="reseller")
+    account = AccountSpec(
+        "user1",
+        "user1@example.com",
+        "reseller-password-1",
+        "default",
+        role=AccountRole.RESELLER,
+    )
+    order_uuid = submit(services, _user_only(account=account))
+    assert drive(services, order_uuid, clock, sim).status is OrderStatus.FAILED
+    clock.advance(services.settings.secret_retention_days * 86400 + 60)
+    assert run_retention(services)["secrets_wiped"] == 1
+    with pytest.raises(OperationRefusedError, match="secrets expired"):
+        retry_order(services, order_uuid, "ops")
+    assert load(services, order_uuid).status is OrderStatus.FAILED
+
+
+def test_resolved_order_keeps_no_secret(
+    services: Services,
+    server: Server,
+    sim: SimControl,
+    clock: FakeClock,
+    panel_api: PanelApi,
+) -> None:
+    panel_api.create_user("user1", email="stranger@example.com")
+    order_uuid = submit(services, _user_only())
+    assert drive(services, order_uuid, clock, sim).status is OrderStatus.FAILED
+    assert any(_secrets(services, order_uuid))
+    resolve_order(services, order_uuid, "ops", "set up by hand")
+    assert load(services, order_uuid).status is OrderStatus.COMPLETED
+    assert _secrets(services, order_uuid) == [None]
 
 
 def test_retention_purges_old_finished_orders(

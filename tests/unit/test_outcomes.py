@@ -182,7 +182,7 @@ def test_ssl_polls_start_short_and_grow_to_the_cap() -> None:
     delays = []
     elapsed = 0.0
     for _ in range(8):
-        delay = ssl_poll_delay(elapsed, first=2, cap=15, retry_after=None)
+        delay = ssl_poll_delay(elapsed, first=2, cap=15, retry_after=None, timeout=3600)
         delays.append(delay)
         elapsed += delay
     assert delays[0] == 2
@@ -192,4 +192,13 @@ def test_ssl_polls_start_short_and_grow_to_the_cap() -> None:
 
 
 def test_ssl_poll_honours_retry_after() -> None:
-    assert ssl_poll_delay(100, first=2, cap=15, retry_after=3) == 3
+    assert ssl_poll_delay(100, first=2, cap=15, retry_after=3, timeout=3600) == 3
+    # The panel knows when the certificate will be ready: beyond the poll cap too.
+    assert ssl_poll_delay(100, first=2, cap=15, retry_after=90, timeout=3600) == 90
+
+
+def test_ssl_poll_never_waits_past_the_timeout() -> None:
+    # The look at the timeout is the one that fails the step as ssl_timeout.
+    assert ssl_poll_delay(3500, first=2, cap=15, retry_after=900, timeout=3600) == 100
+    assert ssl_poll_delay(3590, first=2, cap=15, retry_after=None, timeout=3600) == 10
+    assert ssl_poll_delay(3700, first=2, cap=15, retry_after=5, timeout=3600) == 0
