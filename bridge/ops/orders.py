@@ -93,7 +93,7 @@ def resolve_order(
             lease_until=None,
             last_error=None,
         )
-        reopen_failed_create(order)
+        reopen_failed_create(session, order)
         apply_service_effect(order, OrderStatus.COMPLETED, now)
         wipe_secrets(order)  # resolved by hand: nothing will send them
         schedule_callback(services.settings, session, order, now)

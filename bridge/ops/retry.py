@@ -151,7 +151,7 @@ def _retry(
         steps = [
             _reset_step(s, now) for s in order.steps if s.status is StepStatus.FAILED
         ]
-        reopen_failed_create(order)
+        reopen_failed_create(session, order)
         audit.record(
             session,
             actor=actor,

@@ -11,6 +11,7 @@ from sqlalchemy import or_, update
 from sqlalchemy.orm import Session
 
 from bridge.db.models import Order
+from bridge.db.services import find_username_holder
 from bridge.domain.model import Action
 from bridge.domain.states import OrderStatus, ServiceStatus, next_service_status
 from bridge.errors import InvalidTransitionError
@@ -52,12 +53,27 @@ def move_order(
     return expected
 
 
-def reopen_failed_create(order: Order) -> None:
+def reopen_failed_create(session: Session, order: Order) -> None:
     """A failed create left its service `failed`; back to `pending` before `active`.
 
     design.md §3 allows failed -> pending (as a new create does), not -> active.
+    A failed create that never made its account freed its username, and another
+    service may have taken it since: reopening would give the name two holders
+    (the unique index would refuse it as a bare database error), so the operator
+    is told which service holds it instead.
     """
-    if order.action is Action.CREATE and order.service.status is ServiceStatus.FAILED:
-        order.service.status = next_service_status(
-            order.service.status, ServiceStatus.PENDING
+    service = order.service
+    if order.action is not Action.CREATE or service.status is not ServiceStatus.FAILED:
+        return
+    if service.server_id is not None:
+        holder = find_username_holder(
+            session, service.server_id, service.username, service.service_id
         )
+        if holder is not None:
+            msg = (
+                f"username {service.username} is now held by service {holder} on "
+                f"the same server: order {order.order_id} cannot create it again; "
+                "cancel this order, or terminate that service first"
+            )
+            raise OperationRefusedError(msg)
+    service.status = next_service_status(service.status, ServiceStatus.PENDING)

@@ -287,6 +287,30 @@ def test_resolve_applies_the_service_effect_and_records_the_note(
         resolve_order(services, order.order_id, OPS, "again")
 
 
+@pytest.mark.parametrize("act", ["retry", "resolve"])
+def test_reopening_a_create_whose_username_was_taken_since_is_refused(
+    act: str, services: Services, server: Server, sim: SimControl, clock: FakeClock
+) -> None:
+    # svc-1's create failed before its account existed, which freed user1;
+    # svc-2 has taken the name since.
+    order = failed_create(services, sim, clock)
+    assert not order.service.owns_account
+    taker = small_create(2, account=small_create().account)
+    taken = drive(services, submit(services, taker), clock, sim)
+    assert taken.status is OrderStatus.COMPLETED, taken.last_error
+    held = "username user1 is now held by service svc-2"
+    with pytest.raises(OperationRefusedError, match=held):
+        if act == "retry":
+            retry_order(services, order.order_id, OPS)
+        else:
+            resolve_order(services, order.order_id, OPS, "made by hand")
+    # Refused whole: the order, its service and the audit log are as they were.
+    again = load(services, order.id)
+    assert again.status is OrderStatus.FAILED
+    assert again.service.status is ServiceStatus.FAILED
+    assert audit_rows(services, order.id) == []
+
+
 def _steps(services: Services, order_uuid: object) -> list[Step]:
     with services.sessions() as session:
         return list(session.scalars(select(Step).where(Step.order_uuid == order_uuid)))
