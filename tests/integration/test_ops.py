@@ -299,11 +299,12 @@ def test_reopening_a_create_whose_username_was_taken_since_is_refused(
     taken = drive(services, submit(services, taker), clock, sim)
     assert taken.status is OrderStatus.COMPLETED, taken.last_error
     held = "username user1 is now held by service svc-2"
+    reopen = {
+        "retry": lambda: retry_order(services, order.order_id, OPS),
+        "resolve": lambda: resolve_order(services, order.order_id, OPS, "by hand"),
+    }[act]
     with pytest.raises(OperationRefusedError, match=held):
-        if act == "retry":
-            retry_order(services, order.order_id, OPS)
-        else:
-            resolve_order(services, order.order_id, OPS, "made by hand")
+        reopen()
     # Refused whole: the order, its service and the audit log are as they were.
     again = load(services, order.id)
     assert again.status is OrderStatus.FAILED
