@@ -1,7 +1,7 @@
 """Operator use cases against real PostgreSQL, Redis and the simulator over HTTP."""
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -299,10 +299,11 @@ def test_reopening_a_create_whose_username_was_taken_since_is_refused(
     taken = drive(services, submit(services, taker), clock, sim)
     assert taken.status is OrderStatus.COMPLETED, taken.last_error
     held = "username user1 is now held by service svc-2"
-    reopen = {
+    reopens: dict[str, Callable[[], object]] = {
         "retry": lambda: retry_order(services, order.order_id, OPS),
         "resolve": lambda: resolve_order(services, order.order_id, OPS, "by hand"),
-    }[act]
+    }
+    reopen = reopens[act]
     with pytest.raises(OperationRefusedError, match=held):
         reopen()
     # Refused whole: the order, its service and the audit log are as they were.
