@@ -112,7 +112,9 @@ def _forget_cached_loggers() -> None:
     the moment.
     """
     for obj in gc.get_objects():
-        if isinstance(obj, BoundLoggerLazyProxy):
+        # type(), not isinstance(): isinstance reads __class__, which makes
+        # other lazy proxies (Celery's pending tasks) evaluate themselves.
+        if type(obj) is BoundLoggerLazyProxy:
             obj.__dict__.pop("bind", None)
 
 

@@ -29,31 +29,37 @@ REFRESH_PACKAGES_TASK = "bridge.refresh_packages"
 
 
 def register_tasks(app: Celery, services: Callable[[], Services]) -> None:
-    """Register the bridge's tasks on `app` under their stable names."""
+    """Register the bridge's tasks on `app` under their stable names.
 
-    @app.task(name=RUN_ORDER_TASK, max_retries=None)
+    `shared=False`: Celery's default also registers each task on every app
+    created later in the process (a finalize hook per call), so a process that
+    builds several apps (tests, the in-process CLI) would register each name
+    once per earlier call, which Celery 5.7 refuses as a duplicate task name.
+    """
+
+    @app.task(name=RUN_ORDER_TASK, shared=False, max_retries=None)
     def run_order_task(order_uuid: str) -> None:
         run_order(services(), uuid.UUID(order_uuid))
 
-    @app.task(name=DISPATCH_TASK, max_retries=None, expires=30)
+    @app.task(name=DISPATCH_TASK, shared=False, max_retries=None, expires=30)
     def dispatch_task() -> None:
         dispatch_due_orders(services())
 
-    @app.task(name=DELIVER_CALLBACK_TASK, max_retries=None)
+    @app.task(name=DELIVER_CALLBACK_TASK, shared=False, max_retries=None)
     def deliver_callback_task(order_uuid: str) -> None:
         s = services()
         deliver_callback(s.settings, s.sessions, s.http, s.clock, uuid.UUID(order_uuid))
 
     # Sweeps: no retry on failure; the next beat tick runs the sweep again.
-    @app.task(name=SWEEP_SUSPEND_TASK, max_retries=None)
+    @app.task(name=SWEEP_SUSPEND_TASK, shared=False, max_retries=None)
     def sweep_suspend_task() -> None:
         run_sweep(services(), "suspend")
 
-    @app.task(name=SWEEP_TERMINATE_TASK, max_retries=None)
+    @app.task(name=SWEEP_TERMINATE_TASK, shared=False, max_retries=None)
     def sweep_terminate_task() -> None:
         run_sweep(services(), "terminate")
 
-    @app.task(name=RETENTION_TASK, max_retries=None)
+    @app.task(name=RETENTION_TASK, shared=False, max_retries=None)
     def retention_task() -> None:
         run_retention(services())
 
@@ -61,12 +67,12 @@ def register_tasks(app: Celery, services: Callable[[], Services]) -> None:
     # it says wait, then schedules its own continuation that much later (seconds,
     # far below the broker's visibility timeout). A lost step leaves the run's
     # lock to expire; the next beat tick starts afresh.
-    @app.task(name=COLLECT_USAGE_TASK, max_retries=None)
+    @app.task(name=COLLECT_USAGE_TASK, shared=False, max_retries=None)
     def collect_usage_task() -> None:
         for server, run_id in start_usage_runs(services()):
             collect_server_usage_task.delay(server, "", run_id)
 
-    @app.task(name=COLLECT_SERVER_USAGE_TASK, max_retries=None)
+    @app.task(name=COLLECT_SERVER_USAGE_TASK, shared=False, max_retries=None)
     def collect_server_usage_task(server: str, cursor: str, run_id: str) -> None:
         progress = collect_step(services(), server, cursor, run_id)
         if not progress.done:
@@ -75,6 +81,6 @@ def register_tasks(app: Celery, services: Callable[[], Services]) -> None:
                 countdown=progress.retry_after or 0,
             )
 
-    @app.task(name=REFRESH_PACKAGES_TASK, max_retries=None)
+    @app.task(name=REFRESH_PACKAGES_TASK, shared=False, max_retries=None)
     def refresh_packages_task() -> None:
         refresh_all_packages(services())

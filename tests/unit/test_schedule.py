@@ -69,3 +69,17 @@ def test_package_refresh_is_scheduled_unless_zero() -> None:
     assert schedule["refresh_packages"]["task"] == "bridge.refresh_packages"
     assert schedule["refresh_packages"]["schedule"] == 1800
     assert "refresh_packages" not in beat_schedule(Settings(packages_refresh_seconds=0))
+
+
+def test_tasks_are_registered_on_the_given_app_only() -> None:
+    # Celery's shared tasks would also land on every app created later in the
+    # process, once per register_tasks call: duplicates Celery 5.7 refuses.
+    def no_services() -> None:
+        raise AssertionError
+
+    for _ in range(2):
+        register_tasks(Celery("earlier", set_as_current=False), no_services)  # type: ignore[arg-type]
+    later = Celery("later", set_as_current=False)
+    assert "bridge.run_order" not in later.tasks
+    register_tasks(later, no_services)  # type: ignore[arg-type]
+    assert "bridge.run_order" in later.tasks
