@@ -223,7 +223,14 @@ def check_order_package(
         field, package = "package", spec.package
     else:
         return
-    allowed = (lookup or valid_package_names)(session, server, spec.server_group)
+    target = server
+    if spec.action is Action.CREATE and not spec.server:
+        # Placed by the bridge: the group's list (what every known server of it
+        # offers, as GET /v1/packages?group= shows billing), not the one server
+        # this order happened to land on, so the answer does not depend on
+        # placement and the account could move to any server of the group.
+        target = None
+    allowed = (lookup or valid_package_names)(session, target, spec.server_group)
     if allowed is None:
         return
     where, names = allowed

@@ -302,3 +302,40 @@ def test_create_for_a_full_group_is_checked_against_what_every_server_offers(
     assert accepted.status_code == 202, accepted.text
     with services.sessions() as session:
         assert list(session.scalars(select(Order.server_id))) == [None]  # waits
+
+
+def test_create_placed_in_a_group_is_checked_against_the_group_not_its_server(
+    api: httpx.Client,
+    services: Services,
+    server: Server,
+    simulator: SimulatorServer,
+    sim: SimControl,
+) -> None:
+    # Group "gold": sim without "pro", sim2 with it, both with room. Placement
+    # picks one of them; the answer must not depend on which.
+    httpx.delete(
+        simulator.base_url + "/api/v1/packages/pro",
+        headers={"Authorization": f"Bearer {simulator.credentials().api_key}"},
+    ).raise_for_status()
+    refresh_packages(services, "sim")
+    register_sim(services, simulator, "sim2")
+    sim.reset()
+    refresh_packages(services, "sim2")
+    with services.sessions.begin() as session:
+        session.execute(update(Server).values(group_name="gold"))
+    refusals = []
+    for n in (1, 2):
+        body = create_body(n, server_group="gold", ssl=False, mailboxes=[])
+        body["account"]["package"] = "pro"
+        refused = post_order(api, body)
+        assert refused.status_code == 422, refused.text
+        refusals.append(refused.json()["detail"][0]["msg"])
+    assert (
+        refusals == ["unknown package 'pro' on group gold; valid: basic, default"] * 2
+    )
+    assert count(services, Order) == 0
+    body = create_body(1, server_group="gold", ssl=False, mailboxes=[])
+    body["account"]["package"] = "basic"
+    assert post_order(api, body).status_code == 202
+    with services.sessions() as session:
+        assert session.scalar(select(Order.server_id)) is not None  # placed
