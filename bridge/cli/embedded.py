@@ -254,8 +254,10 @@ def _start_demo_panel_if_needed(
             )
     finally:
         engine.dispose()
-    args = ["simulator", "--port", str(port), "--api-key", api_key, "--ssl-delay", "3"]
-    proc = _spawn(args, {**env, "PYTHONUNBUFFERED": "1"}, quiet=True)
+    args = ["simulator", "--port", str(port), "--ssl-delay", "3"]
+    # The key goes in the environment, not argv: any local user can read argv.
+    child_env = {**env, "PYTHONUNBUFFERED": "1", "WISPANEL_SIM_API_KEY": api_key}
+    proc = _spawn(args, child_env, quiet=True)
     click.echo(
         f"demo panel (simulator) at http://127.0.0.1:{port} as server '{DEMO_SERVER}'"
     )

@@ -7,7 +7,10 @@ import click
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=3082, show_default=True)
 @click.option(
-    "--api-key", default=None, help="Admin API key (wsp_…); generated if absent."
+    "--api-key",
+    default=None,
+    envvar="WISPANEL_SIM_API_KEY",
+    help="Admin API key (wsp_…; or WISPANEL_SIM_API_KEY); generated if absent.",
 )
 @click.option("--username", default="admin", show_default=True, help="Admin login.")
 @click.option("--password", default=None, help="Admin password; generated if absent.")

@@ -53,6 +53,8 @@ def test_bridge_run_serves_a_second_terminal_and_stops_on_ctrl_c(
             f"http://127.0.0.1:{bridge.demo_port}/_sim/credentials", timeout=10
         ).json()
         assert [o["id"] for o in json.loads(listing.stdout)["data"]] == [order_id]
+        # Nor on any command line, which every local user can read (`ps`).
+        assert [c for c in _command_lines() if demo["api_key"] in c] == []
         second = _bridge(env, "run")
         assert second.returncode != 0
         assert "already serving" in second.stderr
@@ -85,3 +87,16 @@ def test_without_a_running_bridge_the_error_names_the_variable(
     done = _bridge(env, "orders", "retry", "nothing")
     assert done.returncode == 2
     assert "BRIDGE_REDIS_URL: not set, and no `bridge run` is running" in done.stderr
+
+
+def _command_lines() -> list[str]:
+    """Every process's command line, as `ps -ef` would show it to any user."""
+    lines = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                raw = (entry / "cmdline").read_bytes()
+            except OSError:  # gone meanwhile
+                continue
+            lines.append(raw.replace(b"\0", b" ").decode(errors="replace"))
+    return lines
