@@ -604,6 +604,17 @@ def test_cancelled_order_keeps_no_secret(
     assert _secrets(services, order_uuid) == [None] * 5
 
 
+def _failed_with_its_secrets(
+    services: Services, sim: SimControl, clock: FakeClock, panel_api: PanelApi
+) -> uuid.UUID:
+    """A create that failed (user1 is a stranger's) and still holds its password."""
+    panel_api.create_user("user1", email="stranger@example.com")
+    order_uuid = submit(services, _user_only())
+    assert drive(services, order_uuid, clock, sim).status is OrderStatus.FAILED
+    assert any(_secrets(services, order_uuid))
+    return order_uuid
+
+
 def test_failed_orders_secrets_expire_and_its_retry_asks_for_a_new_order(
     services: Services,
     server: Server,
@@ -611,10 +622,7 @@ def test_failed_orders_secrets_expire_and_its_retry_asks_for_a_new_order(
     clock: FakeClock,
     panel_api: PanelApi,
 ) -> None:
-    panel_api.create_user("user1", email="stranger@example.com")
-    order_uuid = submit(services, _user_only())
-    assert drive(services, order_uuid, clock, sim).status is OrderStatus.FAILED
-    assert any(_secrets(services, order_uuid))
+    order_uuid = _failed_with_its_secrets(services, sim, clock, panel_api)
     clock.advance(services.settings.secret_retention_days * 86400 - 60)
     assert run_retention(services)["secrets_wiped"] == 0
     clock.advance(120)
@@ -655,10 +663,7 @@ def test_resolved_order_keeps_no_secret(
     clock: FakeClock,
     panel_api: PanelApi,
 ) -> None:
-    panel_api.create_user("user1", email="stranger@example.com")
-    order_uuid = submit(services, _user_only())
-    assert drive(services, order_uuid, clock, sim).status is OrderStatus.FAILED
-    assert any(_secrets(services, order_uuid))
+    order_uuid = _failed_with_its_secrets(services, sim, clock, panel_api)
     resolve_order(services, order_uuid, "ops", "set up by hand")
     assert load(services, order_uuid).status is OrderStatus.COMPLETED
     assert _secrets(services, order_uuid) == [None]

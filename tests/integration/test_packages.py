@@ -266,6 +266,25 @@ def test_cli_servers_packages_says_when_nothing_is_cached_or_known(
     assert "not found" in missing.stderr
 
 
+def _gold_group(
+    services: Services,
+    simulator: SimulatorServer,
+    sim: SimControl,
+    capacity: int | None = None,
+) -> None:
+    """Group "gold": sim without "pro", sim2 (the same panel, reset) with it."""
+    httpx.delete(
+        simulator.base_url + "/api/v1/packages/pro",
+        headers={"Authorization": f"Bearer {simulator.credentials().api_key}"},
+    ).raise_for_status()
+    refresh_packages(services, "sim")
+    register_sim(services, simulator, "sim2")
+    sim.reset()
+    refresh_packages(services, "sim2")
+    with services.sessions.begin() as session:
+        session.execute(update(Server).values(group_name="gold", capacity=capacity))
+
+
 def test_create_for_a_full_group_is_checked_against_what_every_server_offers(
     api: httpx.Client,
     services: Services,
@@ -277,16 +296,7 @@ def test_create_for_a_full_group_is_checked_against_what_every_server_offers(
     # place the account on yet (it waits for capacity), whichever frees up first
     # takes it: only the packages both offer are valid. (A create that is placed
     # at once is checked against the chosen server's own list.)
-    httpx.delete(
-        simulator.base_url + "/api/v1/packages/pro",
-        headers={"Authorization": f"Bearer {simulator.credentials().api_key}"},
-    ).raise_for_status()
-    refresh_packages(services, "sim")
-    register_sim(services, simulator, "sim2")
-    sim.reset()
-    refresh_packages(services, "sim2")
-    with services.sessions.begin() as session:
-        session.execute(update(Server).values(group_name="gold", capacity=0))
+    _gold_group(services, simulator, sim, capacity=0)
     body = create_body(1, server_group="gold", ssl=False, mailboxes=[])
     body["account"]["package"] = "pro"
 
@@ -313,16 +323,7 @@ def test_create_placed_in_a_group_is_checked_against_the_group_not_its_server(
 ) -> None:
     # Group "gold": sim without "pro", sim2 with it, both with room. Placement
     # picks one of them; the answer must not depend on which.
-    httpx.delete(
-        simulator.base_url + "/api/v1/packages/pro",
-        headers={"Authorization": f"Bearer {simulator.credentials().api_key}"},
-    ).raise_for_status()
-    refresh_packages(services, "sim")
-    register_sim(services, simulator, "sim2")
-    sim.reset()
-    refresh_packages(services, "sim2")
-    with services.sessions.begin() as session:
-        session.execute(update(Server).values(group_name="gold"))
+    _gold_group(services, simulator, sim)
     refusals = []
     for n in (1, 2):
         body = create_body(n, server_group="gold", ssl=False, mailboxes=[])
