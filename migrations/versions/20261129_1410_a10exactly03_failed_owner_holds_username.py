@@ -51,24 +51,21 @@ def upgrade() -> None:
             f"owns the account: {listed}"
         )
         raise RuntimeError(msg)
-    op.drop_index("uq_services_live_server_username", table_name="services")
-    op.create_index(
-        "uq_services_live_server_username",
-        "services",
-        ["server_id", "username"],
-        unique=True,
-        postgresql_where=sa.text(_HOLDS),
-        sqlite_where=sa.text(_HOLDS),
-    )
+    _recreate_index(_HOLDS)
 
 
 def downgrade() -> None:
+    _recreate_index(_LIVE)
+
+
+def _recreate_index(where: str) -> None:
+    """The username index again, over the services `where` selects."""
     op.drop_index("uq_services_live_server_username", table_name="services")
     op.create_index(
         "uq_services_live_server_username",
         "services",
         ["server_id", "username"],
         unique=True,
-        postgresql_where=sa.text(_LIVE),
-        sqlite_where=sa.text(_LIVE),
+        postgresql_where=sa.text(where),
+        sqlite_where=sa.text(where),
     )

@@ -84,15 +84,11 @@ def test_sso_with_every_slot_taken_answers_busy_and_calls_no_panel(
     slots: InFlightSlots,
     sim: SimControl,
 ) -> None:
-    started = time.monotonic()
     busy = sso(api, clock, service_id)
-    waited = time.monotonic() - started
 
     assert busy.status_code == 503, busy.text
     assert "busy" in busy.json()["detail"]
     assert busy.headers["retry-after"]
-    # It waited in place for a slot, within BRIDGE_SSO_MAX_WAIT_SECONDS.
-    assert 0.5 < waited < 5
     assert panel_calls(sim, "/sso/mint") == []
 
     for slot in held:
