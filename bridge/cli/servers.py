@@ -1,6 +1,7 @@
 """`bridge servers …`: add, edit, list, test, drain, remove panels (audited;
 credentials are write-only and never printed)."""
 
+import sys
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -28,6 +29,30 @@ from bridge.ops import (
 from bridge.packages import cached_packages, refresh_packages
 
 _STATES = click.Choice([s.value for s in ServerState])
+_FROM_PROMPT = "-"
+
+
+def _secret_from_prompt(
+    _ctx: click.Context, param: click.Parameter, value: str | None
+) -> str | None:
+    """A credential given as `-` is asked for at a hidden prompt (or read from stdin).
+
+    A value on the command line is readable by every local user (`ps`) while the
+    command runs, and stays in the shell's history: `-` keeps it off both.
+    """
+    if value != _FROM_PROMPT:
+        return value
+    label = (param.name or "secret").replace("_", " ")
+    if not sys.stdin.isatty():  # piped: one line, no terminal to hide it on
+        entered = sys.stdin.readline().rstrip("\r\n")
+        if not entered:
+            msg = f"'-' reads the {label} from standard input, which gave none"
+            raise click.BadParameter(msg, param=param)
+        return entered
+    typed: str = click.prompt(label, hide_input=True, err=True)
+    return typed
+
+
 _JSON = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 _ROUTE_OVERRIDE = click.option(
     "--route-override",
@@ -53,10 +78,25 @@ servers.add_command(importer.import_cmd)
 @servers.command("add")
 @click.argument("name")
 @click.option("--url", required=True, help="Panel base URL, e.g. https://host:3082")
-@click.option("--api-key", default=None, help="wsp_… key (api_key mode).")
+@click.option(
+    "--api-key",
+    default=None,
+    callback=_secret_from_prompt,
+    help="wsp_… key (api_key mode). '-': ask for it, off the command line.",
+)
 @click.option("--username", default=None, help="Login mode: username.")
-@click.option("--password", default=None, help="Login mode: password.")
-@click.option("--totp-secret", default=None, help="Login mode: TOTP secret.")
+@click.option(
+    "--password",
+    default=None,
+    callback=_secret_from_prompt,
+    help="Login mode: password. '-': ask for it, off the command line.",
+)
+@click.option(
+    "--totp-secret",
+    default=None,
+    callback=_secret_from_prompt,
+    help="Login mode: TOTP secret. '-': ask for it, off the command line.",
+)
 @click.option("--force-login", is_flag=True, help="Send force=true on login.")
 @click.option("--limit", type=int, default=60, show_default=True, help="Requests/min.")
 @click.option("--group", default="default", show_default=True)
@@ -179,10 +219,25 @@ def _capacity(value: str | None) -> tuple[int | None, bool]:
 @servers.command("edit")
 @click.argument("name")
 @click.option("--url", default=None, help="Panel base URL.")
-@click.option("--api-key", default=None, help="New key (switches to api_key mode).")
+@click.option(
+    "--api-key",
+    default=None,
+    callback=_secret_from_prompt,
+    help="New key (switches to api_key mode). '-': ask for it, off the command line.",
+)
 @click.option("--username", default=None, help="Login mode: username.")
-@click.option("--password", default=None, help="Login mode: password.")
-@click.option("--totp-secret", default=None, help="Login mode: TOTP secret.")
+@click.option(
+    "--password",
+    default=None,
+    callback=_secret_from_prompt,
+    help="Login mode: password. '-': ask for it, off the command line.",
+)
+@click.option(
+    "--totp-secret",
+    default=None,
+    callback=_secret_from_prompt,
+    help="Login mode: TOTP secret. '-': ask for it, off the command line.",
+)
 @click.option("--force-login/--no-force-login", default=None)
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Requests/min.")
 @click.option("--group", default=None)

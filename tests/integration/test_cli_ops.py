@@ -2,7 +2,10 @@
 tests/cli_runner.py) on the test database: orders list/show/retry/cancel/resolve/
 purge, servers, tokens, audit."""
 
+import io
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -160,6 +163,31 @@ def test_servers_edit_test_drain_and_remove(
         "server_edited",
         "server_tested",
     ]
+
+
+def test_server_credentials_given_as_dash_are_read_off_the_command_line(
+    settings: Settings,
+    server: Server,
+    simulator: SimulatorServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    key = simulator.credentials().api_key
+
+    def edit_key_from_stdin(text: str) -> "subprocess.CompletedProcess[str]":
+        monkeypatch.setattr(sys, "stdin", io.StringIO(text))
+        return bridge(settings, "servers", "edit", "sim", "--api-key", "-")
+
+    wrong = edit_key_from_stdin("wsp_wrong_00000\n")
+    assert wrong.returncode == 0, wrong.stderr
+    assert bridge(settings, "servers", "test", "sim").returncode == 1  # stored
+    right = edit_key_from_stdin(key + "\n")
+    assert right.returncode == 0, right.stderr
+    assert bridge(settings, "servers", "test", "sim").returncode == 0
+    assert key not in right.stdout + right.stderr
+    empty = edit_key_from_stdin("")
+    assert empty.returncode == 2
+    assert "standard input" in empty.stderr
+    assert bridge(settings, "servers", "test", "sim").returncode == 0  # unchanged
 
 
 def test_admin_tokens_and_audit_list(settings: Settings, services: Services) -> None:
