@@ -127,15 +127,38 @@ def _place_waiting_for_capacity(
     placed = 0
     for order in waiting:
         server = servers_db.place(session, order.server_group, policy)
-        if server is None or find_username_holder(
-            session, server.id, order.service.username, order.service_id
-        ):
-            # A live service already holds this username there: leave the order
-            # for an operator rather than break the one-account-per-name rule.
+        if server is None:
             continue
+        holder = find_username_holder(
+            session, server.id, order.service.username, order.service_id
+        )
+        if holder is not None:
+            # Another service holds this username where placement would put it:
+            # one account per name, so the order keeps waiting (that service may
+            # be terminated, or room may free up elsewhere), and says why.
+            _say_username_taken(order, server, holder)
+            continue
+        order.last_error = None
         order.server = server
         order.service.server = server
         order.status = OrderStatus.QUEUED
         order.enqueued_at = None
         placed += 1
     return placed
+
+
+def _say_username_taken(order: Order, server: Server, holder: str) -> None:
+    """Record (and log once) why a placeable create still waits for capacity."""
+    reason = (
+        f"username {order.service.username} is held by service {holder} on server "
+        f"{server.name}, where placement would put it: waiting until that service "
+        "is terminated or room frees up on another server (or cancel this order)"
+    )
+    if order.last_error != reason:
+        order.last_error = reason
+        log.warning(
+            "placement_username_taken",
+            order_id=order.order_id,
+            server=server.name,
+            holder=holder,
+        )

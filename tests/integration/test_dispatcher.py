@@ -147,6 +147,40 @@ def test_create_without_any_active_server_waits_for_capacity(
     assert order.service.server_id == sim_server.id
 
 
+def test_create_whose_username_is_taken_where_it_would_land_waits_and_says_why(
+    recorded: Services, sim_server: Server, sim: SimControl, clock: FakeClock
+) -> None:
+    with recorded.sessions.begin() as session:
+        session.execute(update(Server).values(capacity=0))
+    first = submit(recorded, create_spec(1, ssl=False, mailboxes=(), domain=None))
+    twin_account = create_spec(1).account
+    second = submit(
+        recorded,
+        create_spec(2, account=twin_account, ssl=False, mailboxes=(), domain=None),
+    )
+    with recorded.sessions.begin() as session:
+        session.execute(update(Server).values(capacity=10))
+    assert dispatch_due_orders(recorded).placed == 1
+    assert drive(recorded, first, clock, sim).status is OrderStatus.COMPLETED
+    dispatch_due_orders(recorded)
+    waiting = load(recorded, second)
+    assert waiting.status is OrderStatus.AWAITING_CAPACITY
+    assert waiting.last_error is not None
+    assert "username user1 is held by service svc-1 on server sim" in (
+        waiting.last_error
+    )
+    # svc-1 goes away: the name is free, and the waiting create proceeds.
+    gone = submit(
+        recorded,
+        create_spec(1, order_id="term-1", action=Action.TERMINATE, account=None),
+    )
+    assert drive(recorded, gone, clock, sim).status is OrderStatus.COMPLETED
+    assert dispatch_due_orders(recorded).placed == 1
+    order = drive(recorded, second, clock, sim)
+    assert order.status is OrderStatus.COMPLETED, order.last_error
+    assert order.last_error is None
+
+
 def test_save_server_keeps_credentials_encrypted(
     recorded: Services, sim_server: Server
 ) -> None:
