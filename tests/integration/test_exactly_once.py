@@ -31,6 +31,7 @@ from bridge.ops.retry import retry_order
 from bridge.settings import Settings
 from bridge.simulator import SimulatorServer
 from bridge.steps import ConflictError, StepCall, match_user
+from tests.e2e.conftest import wait_until
 from tests.factories import create_spec, drive, load, set_server_key, submit
 from tests.panel_api import PanelApi
 from tests.simctl import FakeClock, SimControl
@@ -289,7 +290,12 @@ def test_worker_whose_lease_was_taken_writes_nothing(
         order_uuid = submit(live, _user_only())
         worker = threading.Thread(target=run_order, args=(live, order_uuid))
         worker.start()
-        time.sleep(0.5)  # the create is in flight on the panel
+        # The worker holds the lease and its create is on the panel (1.5 s).
+        wait_until(
+            lambda: load(live, order_uuid).steps[0].status is StepStatus.IN_FLIGHT,
+            10,
+            "the create in flight",
+        )
         with live.sessions.begin() as session:
             # Another worker takes the order over (as after an expired lease).
             session.execute(
@@ -566,6 +572,15 @@ def test_rejected_credentials_make_the_servers_orders_wait_until_fixed(
     clock.advance(3600)
     report = dispatch_due_orders(services)
     assert report.orders == 0  # nothing goes to a server whose key is refused
+    # A message that reaches a worker anyway (intake's own enqueue) sends nothing
+    # and spends no attempt: the order waits on the server's flag as well.
+    sent = len(sim.requests())
+    run_order(services, second)
+    waiting = load(services, second)
+    assert waiting.status is OrderStatus.WAITING
+    assert waiting.wait_reason is WaitReason.PANEL_AUTH
+    assert waiting.steps[0].attempts == 0
+    assert len(sim.requests()) == sent
     set_server_key(services, simulator.base_url, simulator.credentials().api_key)
     for order_uuid in (first, second):
         assert drive(services, order_uuid, clock, sim).status is OrderStatus.COMPLETED
