@@ -9,6 +9,7 @@ are noted in the audit log. Anything else is accepted and ignored.
 import hashlib
 import hmac
 import json
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -123,7 +124,13 @@ def _parse(body: bytes, now: datetime) -> tuple[str, dict[str, Any]]:
     stamp = payload.get("timestamp")
     if isinstance(stamp, bool) or not isinstance(stamp, int | float):
         raise PanelEventRejectedError(400, "body: 'timestamp' missing")
-    if abs(now.timestamp() - float(stamp)) > MAX_SKEW_SECONDS:
+    try:
+        seconds = float(stamp)  # a 400-digit integer overflows
+    except OverflowError:
+        seconds = math.inf
+    if not math.isfinite(seconds):  # NaN would pass the window check below
+        raise PanelEventRejectedError(400, "body: 'timestamp' must be a finite number")
+    if abs(now.timestamp() - seconds) > MAX_SKEW_SECONDS:
         raise PanelEventRejectedError(401, "timestamp outside the 300 s window")
     data = payload.get("data")
     return payload["event"], data if isinstance(data, dict) else {}

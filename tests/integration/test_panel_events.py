@@ -62,6 +62,18 @@ def post_event(
     body = json.dumps(
         {"event": event, "timestamp": int(stamp or time.time()), "data": data}
     ).encode()
+    return post_body(api, secret, body, delivery=delivery, signature=signature)
+
+
+def post_body(
+    api: httpx.Client,
+    secret: str,
+    body: bytes,
+    *,
+    delivery: str | None = None,
+    signature: str | None = None,
+) -> httpx.Response:
+    """POST these exact bytes as a delivery, signed with `secret`."""
     digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     headers = {
         "Content-Type": "application/json",
@@ -197,6 +209,24 @@ def test_a_stale_timestamp_is_401(
     )
     assert answer.status_code == 401
     assert "timestamp" in answer.json()["detail"]
+    assert count(hooked, PanelEventDelivery) == 0
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    ["9" * 400, "-" + "9" * 400, "NaN", "Infinity", "-Infinity", "1e400"],
+    ids=["400-digits", "negative-400-digits", "nan", "infinity", "-infinity", "1e400"],
+)
+def test_a_timestamp_that_is_no_finite_number_is_400(
+    hooked: Services, server: Server, sim: SimControl, api: httpx.Client, stamp: str
+) -> None:
+    # Python's json reads all of these: the 400-digit integer overflowed float()
+    # (a 500) and NaN passed the 300 s window (every comparison with it is false).
+    enable(hooked)
+    body = b'{"event": "user.deleted", "timestamp": %s, "data": {"username": "x"}}'
+    answer = post_body(api, _secret(sim), body % stamp.encode())
+    assert answer.status_code == 400, answer.text
+    assert answer.json() == {"detail": "body: 'timestamp' must be a finite number"}
     assert count(hooked, PanelEventDelivery) == 0
 
 
