@@ -31,7 +31,8 @@ def _progress(kind: str, data: dict[str, Any]) -> None:
         )
     elif kind == "account":
         reason = f" ({data['reason']})" if data.get("reason") else ""
-        click.echo(f"{data['username']}: {data['result']}{reason}", err=True)
+        role = " (reseller)" if data.get("role") == "reseller" else ""
+        click.echo(f"{data['username']}{role}: {data['result']}{reason}", err=True)
 
 
 @click.command("import")
@@ -49,10 +50,11 @@ def _progress(kind: str, data: dict[str, Any]) -> None:
 def import_cmd(
     obj: CliContext, name: str, dry_run: bool, map_file: Path | None, as_json: bool
 ) -> None:
-    """Record the existing hosting accounts of server NAME as managed services.
+    """Record the existing hosting users and resellers of server NAME as managed
+    services (resellers with the reseller role).
 
     Unmapped accounts get the id import:NAME:USERNAME (link them later with
-    `bridge services link`). Admin and reseller accounts are skipped. Safe to
+    `bridge services link`). The panel's admin accounts are skipped. Safe to
     re-run: what is recorded stays as it is; an interrupted run continues.
     """
     mapping = load_mapping(map_file) if map_file else None
@@ -70,10 +72,20 @@ def import_cmd(
         return
     emit_table(
         f"import from {name}" + (" (dry run)" if dry_run else ""),
-        ["username", "service_id", "panel", "result", "domains", "mailboxes", "note"],
+        [
+            "username",
+            "role",
+            "service_id",
+            "panel",
+            "result",
+            "domains",
+            "mailboxes",
+            "note",
+        ],
         [
             [
                 cell(a["username"]),
+                cell(a["role"]),
                 cell(a["service_id"]),
                 styled(a["status"]),
                 cell(a["result"]),

@@ -1,10 +1,16 @@
-"""`servers import`: record a panel's existing hosting accounts as managed services.
+"""`servers import`: record a panel's existing accounts as managed services.
 
 Reads every user, domain, certificate and mailbox of one panel with paginated,
 budgeted list calls (nothing is written until every read succeeded), then records
-each hosting user in a transaction of its own: a crash loses at most the account
-being written, and a re-run skips what is already recorded (idempotent, resumable).
-Admin and reseller accounts are never imported.
+each hosting user and each reseller in a transaction of its own: a crash loses at
+most the account being written, and a re-run skips what is already recorded
+(idempotent, resumable). A reseller is recorded with the reseller role, so its
+terminate goes through `DELETE /resellers/{username}` and refuses while it has
+users, as for one the bridge created. The panel's admin accounts are never imported.
+
+Resellers come from the same `GET /users/` pages as hosting users (their `role` is
+`reseller`): that list carries each account's `status`, which the documented
+`GET /resellers/` (wispanel-api.md §7.10) does not.
 """
 
 from collections.abc import Callable, Iterator
@@ -20,7 +26,7 @@ from bridge import audit
 from bridge.container import Services
 from bridge.db.models import Server, Service
 from bridge.db.servers import get_server_by_name
-from bridge.domain.model import SuspendReason
+from bridge.domain.model import AccountRole, SuspendReason
 from bridge.domain.states import ServiceStatus
 from bridge.errors import RateLimitedError
 from bridge.ops.errors import OperationRefusedError
@@ -33,6 +39,8 @@ PER_PAGE = 100
 # panel whose budget never frees up ends the run instead of hanging forever.
 MAX_BUDGET_WAITS = 1000
 _LIVE = (ServiceStatus.PENDING, ServiceStatus.ACTIVE, ServiceStatus.SUSPENDED)
+# The panel roles that become services; anything else (admin) is skipped.
+_ROLES = {"user": AccountRole.USER, "reseller": AccountRole.RESELLER}
 _T = TypeVar("_T")
 
 Progress = Callable[[str, dict[str, Any]], None]
@@ -41,7 +49,7 @@ Sleep = Callable[[float], None]
 
 @dataclass(frozen=True, slots=True)
 class PanelAccount:
-    """One panel user with what it owns, as read for the import."""
+    """One panel account (user or reseller) with what it owns, as read for import."""
 
     username: str
     role: str
@@ -51,13 +59,18 @@ class PanelAccount:
     domains: tuple[str, ...] = ()
     certificates: dict[str, str] = field(default_factory=dict)
     mailboxes: tuple[str, ...] = ()
+    # A reseller's accounts (the users whose creator it is).
+    users: tuple[str, ...] = ()
 
     def summary(self) -> dict[str, Any]:
-        return {
+        summary: dict[str, Any] = {
             "domains": list(self.domains),
             "certificates": dict(self.certificates),
             "mailboxes": len(self.mailboxes),
         }
+        if self.role == AccountRole.RESELLER.value:
+            summary["users"] = len(self.users)
+        return summary
 
 
 def import_accounts(
@@ -70,7 +83,7 @@ def import_accounts(
     sleep: Sleep | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Import every hosting user of server `server_name`; return the report.
+    """Import every hosting user and reseller of server `server_name`; the report.
 
     `sleep` lets the CLI wait for the shared budget (without it RateLimitedError
     is raised). Raises NotFoundError (unknown server) and OperationRefusedError
@@ -123,7 +136,7 @@ def _counts(outcomes: list[dict[str, Any]]) -> dict[str, int]:
 def read_accounts(
     client: PanelClient, *, sleep: Sleep | None, progress: Progress
 ) -> list[PanelAccount]:
-    """Every user of the panel with its domains, certificates and mailboxes.
+    """Every account of the panel with its domains, certificates and mailboxes.
 
     Raises OperationRefusedError when a list call fails (e.g. the panel lacks it).
     """
@@ -134,6 +147,11 @@ def read_accounts(
     boxes = _read_all(client.list_all_mailboxes, "mailboxes", sleep, progress)
     owner_of = {str(d.get("domain")): str(d.get("owner")) for d in domains}
     cert_status = {str(c.get("domain")): str(c.get("status")) for c in certs.items}
+    created_by: dict[str, list[str]] = {}
+    for user in users:
+        creator, name = _opt(user.get("creator")), _opt(user.get("username"))
+        if creator and name:
+            created_by.setdefault(creator, []).append(name)
     accounts = []
     for user in sorted(users, key=lambda u: str(u.get("username"))):
         name = str(user.get("username") or "")
@@ -156,6 +174,7 @@ def read_accounts(
                         if str(b.get("domain")) in owned
                     )
                 ),
+                users=tuple(sorted(created_by.get(name, ()))),
             )
         )
     return accounts
@@ -227,11 +246,13 @@ def _import_one(
     )
     outcome: dict[str, Any] = {
         "username": account.username,
+        "role": account.role,
         "service_id": service_id,
         "status": account.status,
         **account.summary(),
     }
-    if account.role != "user":
+    role = _ROLES.get(account.role)
+    if role is None:
         return outcome | {"result": "skipped", "reason": f"{account.role} account"}
     if account.status not in ("active", "suspended"):
         why = f"panel status {account.status or 'unknown'}"
@@ -244,6 +265,7 @@ def _import_one(
                 session,
                 server,
                 account,
+                role,
                 service_id=service_id,
                 actor=actor,
                 dry_run=dry_run,
@@ -261,6 +283,7 @@ def _record(
     session: Session,
     server: Server,
     account: PanelAccount,
+    role: AccountRole,
     *,
     service_id: str,
     actor: str,
@@ -277,6 +300,10 @@ def _record(
         .with_for_update()
     ).one_or_none()
     if live is not None:
+        if live.account_role is not role:
+            # Its terminate would take the wrong endpoint: an operator decides.
+            why = f"managed as {live.service_id} with role {live.account_role.value}"
+            return "conflict", why
         return _already_recorded(session, live, service_id, actor, dry_run)
     taken = session.get(Service, service_id)
     if taken is not None:
@@ -290,6 +317,7 @@ def _record(
         username=account.username,
         domain=account.domains[0] if account.domains else None,
         package=account.package,
+        account_role=role,
         status=ServiceStatus.SUSPENDED if suspended else ServiceStatus.ACTIVE,
         # A suspension made on the panel is never lifted by a payment.
         suspension_reason=SuspendReason.OTHER if suspended else None,
@@ -307,7 +335,7 @@ def _record(
         service_id=service_id,
         after=service.status.value,
         detail={"server": server.name, "username": account.username}
-        | {"creator": account.creator, "package": account.package}
+        | {"role": role.value, "creator": account.creator, "package": account.package}
         | account.summary(),
     )
     return "imported", None

@@ -1,5 +1,6 @@
-"""`servers import` against the simulator over HTTP: what is recorded, idempotence,
-resumption, mapping files, budget waits, and lifecycle orders on imported services."""
+"""`servers import` against the simulator over HTTP: what is recorded (hosting users
+and resellers), idempotence, resumption, mapping files, budget waits, and lifecycle
+orders on imported services."""
 
 import json
 import time
@@ -11,7 +12,7 @@ from sqlalchemy import select
 
 from bridge.container import Services
 from bridge.db.models import AuditEntry, Server, Service
-from bridge.domain.model import Action, SuspendReason
+from bridge.domain.model import AccountRole, Action, SuspendReason
 from bridge.domain.states import OrderStatus, ServiceStatus
 from bridge.errors import InvalidOrderError, NotFoundError, RateLimitedError
 from bridge.ops.errors import OperationRefusedError
@@ -66,34 +67,40 @@ def audit_actions(services: Services) -> list[str]:
         return list(session.scalars(select(AuditEntry.action).order_by(AuditEntry.id)))
 
 
-def test_import_records_hosting_users_and_skips_admin_and_resellers(
+def test_import_records_hosting_users_and_resellers_and_skips_the_admin(
     services: Services, server: Server, sim: SimControl, panel_api: PanelApi
 ) -> None:
     seed_panel(panel_api)
     report = run_import(services)
     results = {
-        a["username"]: (a["result"], a.get("reason")) for a in report["accounts"]
+        a["username"]: (a["role"], a["result"], a.get("reason"))
+        for a in report["accounts"]
     }
     assert results == {
-        "admin": ("skipped", "admin account"),
-        "alice": ("imported", None),
-        "bob": ("imported", None),
-        "partner": ("skipped", "reseller account"),
+        "admin": ("admin", "skipped", "admin account"),
+        "alice": ("user", "imported", None),
+        "bob": ("user", "imported", None),
+        "partner": ("reseller", "imported", None),
     }
     alice = next(a for a in report["accounts"] if a["username"] == "alice")
     assert alice["domains"] == ["alice.example"]
     assert alice["mailboxes"] == 1
     assert alice["certificates"] == {"alice.example": "pending"}
     rows = services_by_username(services)
-    assert set(rows) == {"alice", "bob"}
+    assert set(rows) == {"alice", "bob", "partner"}
     assert rows["alice"].service_id == "import:sim:alice"
+    assert rows["alice"].account_role is AccountRole.USER
     assert rows["alice"].status is ServiceStatus.ACTIVE
     assert rows["alice"].domain == "alice.example"
     assert rows["alice"].package == "pro"
     assert rows["bob"].status is ServiceStatus.SUSPENDED
     assert rows["bob"].suspension_reason is SuspendReason.OTHER
+    assert rows["partner"].service_id == "import:sim:partner"
+    assert rows["partner"].account_role is AccountRole.RESELLER
+    assert rows["partner"].status is ServiceStatus.ACTIVE
+    assert rows["partner"].suspension_reason is None
     assert all(r.owns_account and r.server_id == server.id for r in rows.values())
-    assert audit_actions(services).count("service_imported") == 2
+    assert audit_actions(services).count("service_imported") == 3
     assert "servers_imported" in audit_actions(services)
     # Reads only: the panel was not changed by the import.
     assert all(r["method"] == "GET" for r in sim.requests()[-4:])
@@ -110,13 +117,74 @@ def test_a_second_run_changes_nothing(
     }
     actions = audit_actions(services)
     report = run_import(services)
-    assert report["counts"] == {"unchanged": 2, "skipped": 2}
+    assert report["counts"] == {"unchanged": 3, "skipped": 1}
     after = {
         n: (s.service_id, s.status, s.updated_at)
         for n, s in services_by_username(services).items()
     }
     assert after == before
     assert audit_actions(services) == actions
+
+
+def test_a_suspended_reseller_is_imported_suspended_with_its_users_counted(
+    services: Services, server: Server, sim: SimControl, panel_api: PanelApi
+) -> None:
+    # Given: a reseller with a hosting user of its own, suspended on the panel
+    seed_panel(panel_api)
+    panel_api.create_user("agency", role="reseller")
+    panel_api.create_user("carol", token=panel_api.create_key("agency"))
+    suspended = panel_api.call(
+        "POST", "/api/v1/users/agency/suspend", json={"reason": "x"}
+    )
+    assert suspended.status_code == 200
+    # When
+    report = run_import(services, mapping={"agency": "whmcs-r1"})
+    # Then: the map applies to resellers too; the reseller's user is its own service
+    by_name = {a["username"]: a for a in report["accounts"]}
+    assert by_name["agency"]["result"] == "imported"
+    assert by_name["agency"]["users"] == 1
+    assert by_name["agency"]["service_id"] == "whmcs-r1"
+    assert "users" not in by_name["carol"]
+    rows = services_by_username(services)
+    agency = rows["agency"]
+    assert (agency.service_id, agency.account_role) == (
+        "whmcs-r1",
+        AccountRole.RESELLER,
+    )
+    assert agency.status is ServiceStatus.SUSPENDED
+    assert agency.suspension_reason is SuspendReason.OTHER
+    assert agency.suspended_at is not None
+    assert rows["carol"].account_role is AccountRole.USER
+    with services.sessions() as session:
+        entry = session.scalars(
+            select(AuditEntry).where(
+                AuditEntry.action == "service_imported",
+                AuditEntry.service_id == "whmcs-r1",
+            )
+        ).one()
+    assert entry.after_status == "suspended"
+    assert (entry.detail["role"], entry.detail["users"]) == ("reseller", 1)
+
+
+def test_a_service_recorded_with_another_role_is_a_conflict(
+    services: Services, server: Server, sim: SimControl, panel_api: PanelApi
+) -> None:
+    # Given: partner is managed as a hosting user, but the panel says reseller
+    seed_panel(panel_api)
+    run_import(services)
+    with services.sessions.begin() as session:
+        row = session.get(Service, "import:sim:partner")
+        assert row is not None
+        row.account_role = AccountRole.USER
+    # When
+    report = run_import(services)
+    # Then: reported, not rewritten (its terminate would take other endpoints)
+    partner = next(a for a in report["accounts"] if a["username"] == "partner")
+    assert (partner["result"], partner["reason"]) == (
+        "conflict",
+        "managed as import:sim:partner with role user",
+    )
+    assert services_by_username(services)["partner"].account_role is AccountRole.USER
 
 
 def test_an_interrupted_import_is_completed_by_a_rerun(
@@ -134,7 +202,8 @@ def test_an_interrupted_import_is_completed_by_a_rerun(
     results = {a["username"]: a["result"] for a in report["accounts"]}
     assert results["alice"] == "unchanged"
     assert results["bob"] == "imported"
-    assert set(services_by_username(services)) == {"alice", "bob"}
+    assert results["partner"] == "unchanged"
+    assert set(services_by_username(services)) == {"alice", "bob", "partner"}
 
 
 def test_dry_run_writes_nothing(
@@ -142,7 +211,7 @@ def test_dry_run_writes_nothing(
 ) -> None:
     seed_panel(panel_api)
     report = run_import(services, dry_run=True)
-    assert report["counts"] == {"would_import": 2, "skipped": 2}
+    assert report["counts"] == {"would_import": 3, "skipped": 1}
     assert services_by_username(services) == {}
     assert audit_actions(services) == []
 
@@ -204,7 +273,7 @@ def test_mapped_id_taken_by_another_service_is_a_conflict(
     seed_panel(panel_api)
     run_import(services, mapping={"alice": "whmcs-1"})
     report = run_import(services, mapping={"alice": "whmcs-1", "bob": "whmcs-1x"})
-    assert report["counts"] == {"unchanged": 1, "linked": 1, "skipped": 2}
+    assert report["counts"] == {"unchanged": 2, "linked": 1, "skipped": 1}
     again = run_import(services, mapping={"alice": "whmcs-2"})
     alice = next(a for a in again["accounts"] if a["username"] == "alice")
     assert (alice["result"], alice["reason"]) == (
@@ -266,7 +335,7 @@ def test_import_waits_for_the_shared_budget(
     report = run_import(services, sleep=sleep, progress=lambda k, _d: events.append(k))
     assert waits
     assert "wait" in events
-    assert report["counts"]["imported"] == 2
+    assert report["counts"]["imported"] == 3
 
 
 def _lifecycle(n: int, action: Action, service_id: str, **extra: Any) -> Any:
@@ -302,6 +371,63 @@ def test_lifecycle_orders_work_on_imported_services(
     rows = services_by_username(services)
     assert rows["alice"].status is ServiceStatus.ACTIVE
     assert rows["bob"].status is ServiceStatus.TERMINATED
+
+
+def test_lifecycle_orders_work_on_an_imported_reseller(
+    services: Services,
+    server: Server,
+    sim: SimControl,
+    panel_api: PanelApi,
+    clock: FakeClock,
+) -> None:
+    seed_panel(panel_api)
+    run_import(services, mapping={"partner": "whmcs-r"})
+    suspend = _lifecycle(1, Action.SUSPEND, "whmcs-r", reason=SuspendReason.NON_PAYMENT)
+    order = drive(services, submit(services, suspend), clock, sim)
+    assert order.status is OrderStatus.COMPLETED, order.last_error
+    assert panel_api.get_user("partner")["status"] == "suspended"
+    # A re-import leaves the bridge's own suspension as it is.
+    before = services_by_username(services)["partner"]
+    actions = audit_actions(services)
+    again = run_import(services, mapping={"partner": "whmcs-r"})
+    partner = next(a for a in again["accounts"] if a["username"] == "partner")
+    assert (partner["status"], partner["result"]) == ("suspended", "unchanged")
+    after = services_by_username(services)["partner"]
+    assert (after.status, after.suspension_reason, after.updated_at) == (
+        ServiceStatus.SUSPENDED,
+        SuspendReason.NON_PAYMENT,
+        before.updated_at,
+    )
+    assert audit_actions(services) == actions
+    # A reseller with no users is terminated without force, through /resellers.
+    terminate = _lifecycle(2, Action.TERMINATE, "whmcs-r")
+    order = drive(services, submit(services, terminate), clock, sim)
+    assert order.status is OrderStatus.COMPLETED, order.last_error
+    deletes = [r["path"] for r in sim.requests() if r["method"] == "DELETE"]
+    assert deletes == ["/api/v1/resellers/partner"]
+    assert panel_api.call("GET", "/api/v1/users/partner").status_code == 404
+    assert services_by_username(services)["partner"].status is (
+        ServiceStatus.TERMINATED
+    )
+
+
+def test_an_imported_reseller_with_users_is_not_terminated_unless_forced(
+    services: Services,
+    server: Server,
+    sim: SimControl,
+    panel_api: PanelApi,
+    clock: FakeClock,
+) -> None:
+    panel_api.create_user("agency", role="reseller")
+    panel_api.create_user("carol", token=panel_api.create_key("agency"))
+    run_import(services)
+    terminate = _lifecycle(1, Action.TERMINATE, "import:sim:agency")
+    refused = drive(services, submit(services, terminate), clock, sim)
+    assert refused.status is OrderStatus.FAILED
+    assert refused.steps[0].error_code == "reseller_has_users"
+    assert "carol" in (refused.last_error or "")
+    assert panel_api.get_user("carol")["creator"] == "agency"  # nothing deleted
+    assert services_by_username(services)["agency"].status is ServiceStatus.ACTIVE
 
 
 def test_link_renames_the_service_and_its_orders(

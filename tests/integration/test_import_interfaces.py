@@ -39,22 +39,30 @@ def test_cli_import_json_dry_run_then_for_real(
     mapping.write_text("alice,whmcs-1\n")
     dry = as_json(bridge(settings, "servers", "import", "sim", "--dry-run", "--json"))
     assert dry["dry_run"] is True
-    assert dry["counts"] == {"would_import": 2, "skipped": 2}
+    assert dry["counts"] == {"would_import": 3, "skipped": 1}
     assert service_ids(services) == set()
     done = bridge(settings, "servers", "import", "sim", "--map", str(mapping))
     assert done.returncode == 0, done.stderr
     assert "read users: page 1/1" in done.stderr
     assert "admin: skipped (admin account)" in done.stderr
-    assert "partner: skipped (reseller account)" in done.stderr
-    assert "imported 2" in done.stdout
-    assert service_ids(services) == {"whmcs-1", "import:sim:bob"}
+    assert "partner (reseller): imported" in done.stderr
+    assert "reseller" in done.stdout  # the table's role column
+    assert "imported 3" in done.stdout
+    assert service_ids(services) == {"whmcs-1", "import:sim:bob", "import:sim:partner"}
     again = as_json(bridge(settings, "servers", "import", "sim", "--json"))
     results = {a["username"]: a["result"] for a in again["accounts"]}
     assert results == {
         "admin": "skipped",
         "alice": "unchanged",
         "bob": "unchanged",
-        "partner": "skipped",
+        "partner": "unchanged",
+    }
+    roles = {a["username"]: a["role"] for a in again["accounts"]}
+    assert roles == {
+        "admin": "admin",
+        "alice": "user",
+        "bob": "user",
+        "partner": "reseller",
     }
 
 
@@ -95,7 +103,11 @@ def test_cli_link(
     taken = bridge(settings, "services", "link", "import:sim:alice", "whmcs-5")
     assert taken.returncode == 1
     assert "already exists" in taken.stderr
-    assert service_ids(services) == {"whmcs-5", "import:sim:alice"}
+    assert service_ids(services) == {
+        "whmcs-5",
+        "import:sim:alice",
+        "import:sim:partner",
+    }
 
 
 def test_api_link(
@@ -124,7 +136,7 @@ def test_api_link(
         headers=ADMIN,
     )
     assert unknown.status_code == 404
-    assert service_ids(services) == {"whmcs-1", "import:sim:bob"}
+    assert service_ids(services) == {"whmcs-1", "import:sim:bob", "import:sim:partner"}
     done = api.post(url, json={"service_id": "whmcs-2"}, headers=ADMIN)
     assert done.status_code == 200, done.text
     assert done.json()["service"]["service_id"] == "whmcs-2"
