@@ -23,6 +23,7 @@ from bridge.errors import (
 )
 from bridge.inflight import InFlightSlots
 from bridge.panel import PanelClient, PanelConfig, PanelTimeouts, resolve_routes
+from bridge.panel.auth import totp_secret_problem
 from bridge.ratelimit import RedisRateLimiter
 
 log = structlog.get_logger(__name__)
@@ -53,16 +54,46 @@ class ServerSpec:
     route_overrides: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     def credentials(self) -> dict[str, str]:
+        """The credentials to store, each checked as it will be used.
+
+        Raises InvalidOrderError naming the field.
+        """
         if self.auth_mode is AuthMode.API_KEY:
             if not self.api_key:
                 raise InvalidOrderError("api_key", "required in api_key mode")
+            check_credential("api_key", self.api_key)
             return {"api_key": self.api_key}
         if not self.username or not self.password:
             raise InvalidOrderError("username", "username and password required")
         creds = {"username": self.username, "password": self.password}
         if self.totp_secret:
+            check_credential("totp_secret", self.totp_secret)
             creds["totp_secret"] = self.totp_secret
         return creds
+
+
+def check_credential(name: str, value: str) -> None:
+    """Refuse a credential the panel client could not send, when it is saved
+    rather than on every order of the server.
+
+    The API key goes into the Authorization header, which httpx encodes as
+    ASCII: one printable-ASCII token, no spaces or control characters. The
+    TOTP secret must be base32 that pyotp decodes. The username and password
+    travel in a JSON body, where any Unicode is fine (NUL and lone surrogates
+    are refused at the edge already), so they are not checked here.
+
+    Raises InvalidOrderError(name, reason).
+    """
+    if name == "api_key" and not all("!" <= c <= "~" for c in value):
+        reason = (
+            "must be printable ASCII without spaces or control characters "
+            "(it is sent in the Authorization header)"
+        )
+        raise InvalidOrderError(name, reason)
+    if name == "totp_secret":
+        problem = totp_secret_problem(value)
+        if problem is not None:
+            raise InvalidOrderError(name, problem)
 
 
 def check_route_overrides(

@@ -15,7 +15,7 @@ from bridge.cli.output import emit_json, emit_table
 from bridge.db.servers import get_server_by_name
 from bridge.domain.model import AuthMode, ServerState
 from bridge.errors import InvalidOrderError
-from bridge.fleet import ServerSpec, check_route_overrides
+from bridge.fleet import ServerSpec, check_credential, check_route_overrides
 from bridge.ops import (
     ServerChanges,
     add_server,
@@ -39,7 +39,19 @@ def _secret_from_prompt(
 
     A value on the command line is readable by every local user (`ps`) while the
     command runs, and stays in the shell's history: `-` keeps it off both.
+    The value is checked as the API checks it (`check_credential`), so one the
+    panel client could not send is a usage error naming the option.
     """
+    secret = _read_secret(param, value)
+    if secret:
+        try:
+            check_credential(param.name or "", secret)
+        except InvalidOrderError as exc:
+            raise click.BadParameter(exc.reason, param=param) from None
+    return secret
+
+
+def _read_secret(param: click.Parameter, value: str | None) -> str | None:
     if value != _FROM_PROMPT:
         return value
     label = (param.name or "secret").replace("_", " ")

@@ -8,6 +8,7 @@ would trip the panel's 20/min per-IP login limit and, on single-session panels, 
 each other out. Redis errors here fail closed like the rate limiter's.
 """
 
+import binascii
 import hashlib
 import secrets
 import time
@@ -143,6 +144,25 @@ def obtain_token(cache: TokenCache, log_in: Callable[[], str]) -> str:
         return token
     finally:
         cache.unlock(owner)
+
+
+def totp_secret_problem(secret: str) -> str | None:
+    """Why `secret` cannot make TOTP codes, or None when it can.
+
+    Asks pyotp itself, which decodes base32 case-insensitively, adds missing
+    padding and (from 2.10) refuses secrets under 112 bits, so a secret
+    accepted here is one `log_in` can use.
+    """
+    base32 = "must be base32 (letters A-Z and digits 2-7, '=' padding optional)"
+    if not secret.isascii():
+        return base32
+    try:
+        pyotp.TOTP(secret).byte_secret()
+    except binascii.Error:
+        return base32
+    except ValueError as exc:  # e.g. "Secrets must be at least 112 bits ..."
+        return str(exc)
+    return None
 
 
 def log_in(http: httpx.Client, route: Route, creds: LoginCredentials) -> str:

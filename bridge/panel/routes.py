@@ -41,9 +41,28 @@ class Route:
 
     @property
     def fields(self) -> frozenset[str]:
-        return frozenset(
-            name for _, name, _, _ in string.Formatter().parse(self.path) if name
-        )
+        """The `{name}` placeholders of the path.
+
+        Raises ValueError on a malformed template or a placeholder that is not a
+        plain `{name}`: `{}` (positional), `{name!r}` (conversion) or `{name:>9}`
+        (format spec) would fail, or build a huge path, only when an order uses it.
+        """
+        names = set()
+        for _, name, spec, conversion in string.Formatter().parse(self.path):
+            if name is None:  # literal text only
+                continue
+            plain = f"{{{name}}}"
+            if not name:
+                msg = "placeholder {} has no name: write {name}"
+                raise ValueError(msg)
+            if conversion is not None:
+                msg = f"placeholder {plain} has a conversion (!…): write {plain}"
+                raise ValueError(msg)
+            if spec:
+                msg = f"placeholder {plain} has a format spec (:…): write {plain}"
+                raise ValueError(msg)
+            names.add(name)
+        return frozenset(names)
 
     def url_path(self, params: Mapping[str, str]) -> str:
         """Fill the path, each value percent-encoded so it stays one segment.
@@ -145,7 +164,7 @@ def _check(operation: str, route: Route, default: Route) -> None:
     try:
         fields = route.fields
     except ValueError as exc:
-        msg = f"route override {operation!r}: malformed path template"
+        msg = f"route override {operation!r}: malformed path template: {exc}"
         raise ConfigurationError(msg) from exc
     if fields != default.fields:
         msg = (

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import httpx
+import pyotp
 import pytest
 from sqlalchemy import func, select, update
 
@@ -15,11 +16,12 @@ from bridge.container import Services
 from bridge.db.models import AuditEntry, IntakeRequest, Order, Server, Service
 from bridge.ops import purge_orders
 from bridge.settings import Settings
+from bridge.simulator import SimulatorServer
 from tests.cli_runner import as_json, bridge
 from tests.factories import create_spec, submit
 from tests.infra import ADMIN_TOKEN
 from tests.signing import create_body, encode, signed_headers
-from tests.simctl import FakeClock
+from tests.simctl import FakeClock, SimControl
 
 pytestmark = pytest.mark.integration
 
@@ -451,3 +453,157 @@ def test_an_expired_duplicate_record_is_the_same_409_before_and_after_its_purge(
     purged = post()
     assert (purged.status_code, purged.json()) == (409, expired.json())
     assert row_counts(services)["orders"] == 1
+
+
+def stored_server(services: Services, name: str) -> tuple[str, dict[str, Any]]:
+    """A server's sealed credentials and route overrides, as stored."""
+    with services.sessions() as session:
+        row = session.scalars(select(Server).where(Server.name == name)).one()
+        return row.credentials, dict(row.route_overrides)
+
+
+def assert_refused(response: httpx.Response, field: str, reason: str) -> None:
+    assert response.status_code == 422, response.text
+    (error,) = response.json()["detail"]
+    assert error["loc"] == ["body", field]
+    assert reason in error["msg"]
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["wsp_clé", "wsp_a b", "wsp_\x01x", "wsp_\x7fx", "wsp_\u2028x"],
+    ids=["accent", "space", "control", "delete", "line-separator"],
+)
+def test_an_api_key_that_cannot_go_in_a_header_is_422_and_changes_nothing(
+    api: httpx.Client, services: Services, server: Server, key: str
+) -> None:
+    # Stored, it made every `servers test` and order of the server a 500 /
+    # `internal` (httpx encodes the Authorization header as ASCII).
+    before, stored = row_counts(services), stored_server(services, "sim")
+    body = {"url": "http://panel.example", "api_key": key}
+    added = api.put("/v1/admin/servers/new", json=body, headers=ADMIN)
+    assert_refused(added, "api_key", "printable ASCII")
+    edited = api.put("/v1/admin/servers/sim", json={"api_key": key}, headers=ADMIN)
+    assert_refused(edited, "api_key", "printable ASCII")
+    assert row_counts(services) == before
+    assert stored_server(services, "sim") == stored
+    tested = api.post("/v1/admin/servers/sim/test", headers=ADMIN)
+    assert tested.json()["report"]["authenticated"] is True
+
+
+@pytest.mark.parametrize(
+    ("secret", "reason"),
+    [
+        ("!!!", "base32"),
+        ("JBSW Y3DP EHPK 3PXP JBSW Y3DP", "base32"),
+        ("é" * 32, "base32"),
+        ("A" * 22, "base32"),  # 22 characters is never a whole number of bytes
+        ("JBSWY3DP", "112 bits"),  # base32, but too short for pyotp
+    ],
+    ids=["punctuation", "spaces", "non-ascii", "bad-length", "short"],
+)
+def test_a_totp_secret_pyotp_cannot_use_is_422_and_changes_nothing(
+    api: httpx.Client, services: Services, secret: str, reason: str
+) -> None:
+    before = row_counts(services)
+    body = {
+        "url": "http://panel.example",
+        "username": "u",
+        "password": "p",
+        "totp_secret": secret,
+    }
+    response = api.put("/v1/admin/servers/new", json=body, headers=ADMIN)
+    assert_refused(response, "totp_secret", reason)
+    assert row_counts(services) == before
+
+
+def test_unicode_login_credentials_and_a_loose_totp_secret_log_in(
+    api: httpx.Client,
+    services: Services,
+    simulator: SimulatorServer,
+    sim: SimControl,
+) -> None:
+    # What is NOT refused: the username and password travel in the login's
+    # JSON body, where any Unicode is fine, and pyotp reads a base32 secret
+    # case-insensitively with its padding left off.
+    secret = pyotp.random_base32(length=34)  # 34 characters: 6 "=" left off
+    sim.config(password="pässwörd-€-密码", totp_secret=secret)
+    body = {
+        "url": simulator.base_url,
+        "username": simulator.credentials().username,
+        "password": "pässwörd-€-密码",
+        "totp_secret": secret.lower(),
+    }
+    saved = api.put("/v1/admin/servers/login", json=body, headers=ADMIN)
+    assert saved.status_code == 201, saved.text
+    tested = api.post("/v1/admin/servers/login/test", headers=ADMIN)
+    assert tested.status_code == 200, tested.text
+    assert tested.json()["report"]["authenticated"] is True
+
+
+@pytest.mark.parametrize(
+    ("operation", "path", "reason"),
+    [
+        ("create_user", "/api/v1/users/{}", "has no name"),
+        ("get_user", "/api/v1/users/{username!z}", "conversion"),
+        ("get_user", "/api/v1/users/{username:>99999999}", "format spec"),
+    ],
+    ids=["positional", "conversion", "format-spec"],
+)
+def test_a_route_placeholder_that_is_not_plain_is_422_and_changes_nothing(
+    api: httpx.Client,
+    services: Services,
+    settings: Settings,
+    server: Server,
+    operation: str,
+    path: str,
+    reason: str,
+) -> None:
+    # Each kept the default's field names, so they were stored; then `{}` made
+    # `servers test` a 500, `!z` failed the orders that used it and `:>99999999`
+    # built a 100 MB URL.
+    stored = stored_server(services, "sim")
+    body = {"route_overrides": {operation: {"path": path}}}
+    response = api.put("/v1/admin/servers/sim", json=body, headers=ADMIN)
+    assert_refused(response, "route_overrides", reason)
+    result = bridge(
+        settings, "servers", "edit", "sim", "--route-override", f"{operation}={path}"
+    )
+    assert result.returncode == 2, result
+    assert "--route-override" in result.stderr
+    assert reason in result.stderr
+    assert stored_server(services, "sim") == stored
+    tested = api.post("/v1/admin/servers/sim/test", headers=ADMIN)
+    assert tested.status_code == 200, tested.text
+
+
+@pytest.mark.parametrize(
+    ("args", "option", "reason"),
+    [
+        (["--api-key", "wsp_clé"], "--api-key", "printable ASCII"),
+        (
+            ["--username", "u", "--password", "p", "--totp-secret", "!!!"],
+            "--totp-secret",
+            "base32",
+        ),
+    ],
+    ids=["api-key", "totp-secret"],
+)
+def test_the_cli_refuses_the_same_credentials_naming_the_option(
+    services: Services,
+    settings: Settings,
+    server: Server,
+    args: list[str],
+    option: str,
+    reason: str,
+) -> None:
+    before, stored = row_counts(services), stored_server(services, "sim")
+    url = ["--url", "http://a.example"]
+    added = bridge(settings, "servers", "add", "new", *url, *args)
+    edited = bridge(settings, "servers", "edit", "sim", *args)
+    for result in (added, edited):
+        assert result.returncode == 2, result
+        assert option in result.stderr
+        assert reason in result.stderr
+    assert row_counts(services) == before
+    assert stored_server(services, "sim") == stored

@@ -98,3 +98,27 @@ def test_only_the_documented_folders_honour_keys() -> None:
         "create_webhook",
         "delete_webhook",
     }
+
+
+@pytest.mark.parametrize(
+    ("operation", "path", "reason"),
+    [
+        ("create_user", "/api/v1/users/{}", "has no name"),
+        ("get_user", "/api/v1/users/{username!z}", "conversion"),
+        ("get_user", "/api/v1/users/{username!r}", "conversion"),
+        ("get_user", "/api/v1/users/{username:>99999999}", "format spec"),
+    ],
+    ids=["positional", "bad-conversion", "conversion", "format-spec"],
+)
+def test_only_plain_named_placeholders_are_allowed(
+    operation: str, path: str, reason: str
+) -> None:
+    # Each kept the default's field names (or none), so only this check stops
+    # them before an order fails on them, or builds a 100 MB URL.
+    with pytest.raises(ConfigurationError, match=reason):
+        resolve_routes({operation: {"path": path}})
+
+
+def test_literal_braces_and_an_empty_spec_are_still_plain() -> None:
+    routes = resolve_routes({"get_user": {"path": "/api/v1/{{u}}/{username:}"}})
+    assert routes["get_user"].url_path({"username": "a"}) == "/api/v1/{u}/a"
