@@ -6,12 +6,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from pydantic import BaseModel, Field
 
-from bridge.api.signing import SignedRoute
+from bridge.api.signing import SIGNATURE_HEADERS, SignedRoute
 from bridge.container import Services
 from bridge.db.servers import get_server_by_name
 from bridge.packages import cached_packages, group_packages
 
-router = APIRouter(prefix="/v1", route_class=SignedRoute, tags=["packages"])
+router = APIRouter(
+    prefix="/v1",
+    route_class=SignedRoute,
+    tags=["packages"],
+    dependencies=SIGNATURE_HEADERS,
+)
 
 
 def _services(request: Request) -> Services:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
-from bridge.api.signing import SignedRoute
+from bridge.api.signing import SIGNATURE_HEADERS, SignedRoute
 from bridge.container import Services
 from bridge.sso import (
     SsoConflictError,
@@ -19,7 +19,12 @@ from bridge.sso import (
     mint_sso,
 )
 
-router = APIRouter(prefix="/v1", route_class=SignedRoute, tags=["sso"])
+router = APIRouter(
+    prefix="/v1",
+    route_class=SignedRoute,
+    tags=["sso"],
+    dependencies=SIGNATURE_HEADERS,
+)
 
 SERVICE_ID = Path(pattern=r"^[\x21-\x7e]{1,128}$")
 

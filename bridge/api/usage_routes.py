@@ -7,11 +7,16 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from bridge.api.params import Page, UtcMoment
-from bridge.api.signing import SignedRoute
+from bridge.api.signing import SIGNATURE_HEADERS, SignedRoute
 from bridge.container import Services
 from bridge.usage import MAX_PER_PAGE, list_usage, service_usage
 
-router = APIRouter(prefix="/v1", route_class=SignedRoute, tags=["usage"])
+router = APIRouter(
+    prefix="/v1",
+    route_class=SignedRoute,
+    tags=["usage"],
+    dependencies=SIGNATURE_HEADERS,
+)
 
 
 def _services(request: Request) -> Services:
