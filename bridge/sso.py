@@ -1,11 +1,12 @@
 """`mint_sso()`: a single-use panel login link for a service's account (§10.1).
 
 The link is a credential: it is returned to the caller and nothing else — never
-logged, stored or audited (the audit entry says which service and when). Minted
-only with an API key (a JWT must never travel in a URL), through the server's
-priority lane: a person is waiting, so queued work stands aside for one slot. It
-also needs one of the server's in-flight slots (BRIDGE_SERVER_MAX_IN_FLIGHT) and
-waits for one at most BRIDGE_SSO_MAX_WAIT_SECONDS, then answers "busy".
+logged, stored or audited (the audit entry says which service and when, and for
+a refusal, why). Minted only with an API key (a JWT must never travel in a URL),
+through the server's priority lane: a person is waiting, so queued work stands
+aside for one slot. It also needs one of the server's in-flight slots
+(BRIDGE_SERVER_MAX_IN_FLIGHT) and waits for one at most
+BRIDGE_SSO_MAX_WAIT_SECONDS, then answers "busy".
 """
 
 import re
@@ -78,6 +79,16 @@ def check_target_path(value: str | None) -> str | None:
     return value
 
 
+# Every way a mint can end without a link (the route maps each to its status).
+_REFUSALS = (NotFoundError, SsoConflictError, SsoUnavailableError, SsoPanelError)
+_REFUSAL_KIND: dict[type[BridgeError], str] = {  # -> detail["refusal"]
+    NotFoundError: "not_found",
+    SsoConflictError: "conflict",
+    SsoUnavailableError: "unavailable",
+    SsoPanelError: "panel",
+}
+
+
 def mint_sso(
     services: Services,
     service_id: str,
@@ -90,43 +101,56 @@ def mint_sso(
     """Mint a link that logs the service's account into its panel, once.
 
     Raises NotFoundError (unknown service), SsoConflictError (service not active,
-    server in login mode), SsoUnavailableError, SsoPanelError.
+    server in login mode), SsoUnavailableError, SsoPanelError. Every outcome is
+    audited: `sso_minted`, or `sso_refused` with the refusal's kind and reason
+    (one place, below, so a new refusal cannot skip it); never the link.
     """
     lifetime = min(max(expires_in or services.settings.sso_link_seconds, 30), 900)
-    with services.sessions() as session:
-        service = session.get(Service, service_id)
-        if service is None:
-            msg = f"service {service_id!r} not found"
-            raise NotFoundError(msg)
-        server = _check_mintable(service, services.clock())
-        username = service.username or ""
-        client = priority_client(services, server)
-        server_name = server.name
+    server_name: str | None = None
     try:
-        data = _mint(
-            client,
-            services,
-            username=username,
-            lifetime=lifetime,
-            target_path=target_path,
-            sleep=sleep,
-        )
-    except (SsoPanelError, SsoConflictError) as exc:
+        with services.sessions() as session:
+            service = session.get(Service, service_id)
+            if service is None:
+                msg = f"service {service_id!r} not found"
+                raise NotFoundError(msg)
+            server_name = service.server.name if service.server else None
+            server = _check_mintable(service, services.clock())
+            username = service.username or ""
+            client = priority_client(services, server)
+        try:
+            data = _mint(
+                client,
+                services,
+                username=username,
+                lifetime=lifetime,
+                target_path=target_path,
+                sleep=sleep,
+            )
+        finally:
+            client.close()
+        url = data.get("consume_url")
+        if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+            raise SsoUnavailableError("the panel's answer held no usable link")
+    except _REFUSALS as exc:
+        kind = next(k for cls, k in _REFUSAL_KIND.items() if isinstance(exc, cls))
         _audit(
             services,
             actor=actor,
             service_id=service_id,
             server=server_name,
             action="sso_refused",
+            refusal=kind,
+            reason=str(exc),
+        )
+        log.info(
+            "sso_refused",
+            service_id=service_id,
+            server=server_name,
+            refusal=kind,
             reason=str(exc),
         )
         raise
-    finally:
-        client.close()
-    url = data.get("consume_url")
     granted = data.get("expires_in")
-    if not isinstance(url, str) or not url.startswith(("https://", "http://")):
-        raise SsoUnavailableError("the panel's answer held no usable link")
     seconds = granted if isinstance(granted, int) and granted > 0 else lifetime
     expires_at = services.clock() + timedelta(seconds=seconds)
     _audit(
@@ -226,12 +250,15 @@ def _audit(
     *,
     actor: str,
     service_id: str,
-    server: str,
+    server: str | None,
     action: str,
+    refusal: str | None = None,
     reason: str | None = None,
     expires_in: int | None = None,
 ) -> None:
     detail: dict[str, Any] = {"server": server}
+    if refusal is not None:
+        detail["refusal"] = refusal
     if reason is not None:
         detail["reason"] = reason
     if expires_in is not None:

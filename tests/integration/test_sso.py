@@ -54,6 +54,17 @@ def sso_audit(services: Services) -> list[AuditEntry]:
         )
 
 
+def the_refusal(services: Services, service_id: str) -> dict[str, Any]:
+    """The one audit entry a refused mint leaves: which service, who, why."""
+    (entry,) = sso_audit(services)
+    assert (entry.action, entry.service_id, entry.actor) == (
+        "sso_refused",
+        service_id,
+        "billing",
+    )
+    return entry.detail
+
+
 def mint_requests(sim: SimControl) -> list[dict[str, Any]]:
     return [r for r in sim.requests() if r["path"].endswith("/sso/mint")]
 
@@ -108,12 +119,21 @@ def test_sso_link_expiry_follows_the_request(
 
 
 def test_sso_unknown_service_is_404(
-    api: httpx.Client, clock: FakeClock, server: Server, sim: SimControl
+    api: httpx.Client,
+    clock: FakeClock,
+    services: Services,
+    server: Server,
+    sim: SimControl,
 ) -> None:
     response = sso(api, clock, "svc-nope")
 
     assert response.status_code == 404
     assert mint_requests(sim) == []
+    assert the_refusal(services, "svc-nope") == {
+        "server": None,
+        "refusal": "not_found",
+        "reason": "service 'svc-nope' not found",
+    }
 
 
 def test_sso_for_a_suspended_service_is_409_and_calls_no_panel(
@@ -172,6 +192,11 @@ def test_sso_on_a_login_mode_server_is_409_asking_for_an_api_key(
     assert response.status_code == 409
     assert "API key" in response.json()["detail"]
     assert mint_requests(sim) == []
+    assert the_refusal(services, "svc-jwt") == {
+        "server": "jwt",
+        "refusal": "conflict",
+        "reason": response.json()["detail"],
+    }
 
 
 def test_sso_while_the_panel_throttles_is_503_with_retry_after(
@@ -288,6 +313,9 @@ def test_sso_out_of_budget_answers_503_without_calling_the_panel(
     assert response.status_code == 503
     assert int(response.headers["retry-after"]) > services.settings.sso_max_wait_seconds
     assert mint_requests(sim) == []
+    detail = the_refusal(services, active_service)
+    assert (detail["server"], detail["refusal"]) == ("sim", "unavailable")
+    assert detail["reason"].startswith("panel busy")
 
 
 def test_sso_waits_for_the_next_slot_when_queued_work_holds_the_budget(
@@ -330,6 +358,9 @@ def test_sso_when_the_panel_rejects_the_key_is_503(
 
     assert response.status_code == 503
     assert "credentials" in response.json()["detail"]
+    assert the_refusal(services, active_service)["reason"] == (
+        "panel credentials rejected"
+    )
 
 
 def test_sso_while_the_circuit_is_open_is_503_without_calling_the_panel(
@@ -352,6 +383,7 @@ def test_sso_while_the_circuit_is_open_is_503_without_calling_the_panel(
     assert response.status_code == 503
     assert 30 < int(response.headers["retry-after"]) <= 40
     assert mint_requests(sim) == []
+    assert the_refusal(services, active_service)["refusal"] == "unavailable"
 
 
 def test_sso_for_a_service_still_being_created_is_409(
@@ -384,6 +416,9 @@ def test_sso_answer_without_a_link_is_503_not_a_broken_url(
 
     assert response.status_code == 503
     assert "no usable link" in response.json()["detail"]
+    assert the_refusal(services, active_service)["reason"] == (
+        "the panel's answer held no usable link"
+    )
 
 
 # --- `bridge services sso` (operators) ---
