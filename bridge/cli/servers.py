@@ -123,6 +123,7 @@ servers.add_command(importer.import_cmd)
     help="Subscribe to the panel's ssl.issued/user.* events (BRIDGE_PUBLIC_URL).",
 )
 @_ROUTE_OVERRIDE
+@_JSON
 @click.pass_obj
 def add(
     obj: CliContext,
@@ -141,6 +142,7 @@ def add(
     state: str,
     webhooks: bool,
     route_override: tuple[str, ...],
+    as_json: bool,
 ) -> None:
     """Add (or replace) server NAME; credentials are stored encrypted."""
     if bool(api_key) == bool(username):
@@ -170,6 +172,9 @@ def add(
         route_overrides=routes,
     )
     view = add_server(obj.services, spec, cli_actor())
+    if as_json:  # as `edit --json`: the view, the webhook outcome under "webhook"
+        emit_json({"server": view})
+        return
     click.echo(f"server {name} saved")
     _echo_webhook(view["webhook"])
 
@@ -334,7 +339,7 @@ def list_cmd(obj: CliContext, as_json: bool) -> None:
     columns = ["name", "url", "auth_mode", "group", "state", "rate_limit_per_min"]
     emit_table(
         "servers",
-        [*columns, "capacity", "license", "credentials"],
+        [*columns, "capacity", "license", "credentials", "routes"],
         [
             [
                 *(styled(r[c]) if c == "state" else cell(r[c]) for c in columns),
@@ -342,10 +347,18 @@ def list_cmd(obj: CliContext, as_json: bool) -> None:
                 r["license_max_users"],
                 # Orders wait with panel_auth until `servers test` or `edit`.
                 "REJECTED" if r["auth_error"] else "ok",
+                _routes_cell(r["route_overrides"]),
             ]
             for r in rows
         ],
     )
+
+
+def _routes_cell(overrides: Mapping[str, Any]) -> str:
+    """The operations given their own route (`servers show` has the paths)."""
+    if not overrides:
+        return "default"
+    return cell("overridden: " + ", ".join(sorted(overrides)))
 
 
 @servers.command("show")
@@ -384,10 +397,14 @@ def drain(obj: CliContext, name: str) -> None:
 
 @servers.command("remove")
 @click.argument("name")
+@_JSON
 @click.pass_obj
-def remove(obj: CliContext, name: str) -> None:
+def remove(obj: CliContext, name: str, as_json: bool) -> None:
     """Remove server NAME; refused while services or orders refer to it."""
     warning = remove_server(obj.services, name, cli_actor())
+    if as_json:  # the warning (the panel kept the subscription) or null
+        emit_json({"removed": name, "warning": warning})
+        return
     click.echo(f"server {name} removed")
     if warning:
         click.echo(f"warning: {warning}", err=True)

@@ -62,6 +62,8 @@ def test_cli_add_and_edit_set_show_and_clear_route_overrides(
     assert shown(settings)["route_overrides"] == expected
     listed = as_json(bridge(settings, "servers", "list", "--json"))
     assert listed[0]["route_overrides"] == expected
+    table = bridge(settings, "servers", "list").stdout
+    assert "overridden: get_user_usage, list_usage" in table
 
     dropped = bridge(
         settings, "servers", "edit", "sim", "--route-override", "list_usage="
@@ -76,6 +78,9 @@ def test_cli_add_and_edit_set_show_and_clear_route_overrides(
     cleared = bridge(settings, "servers", "edit", "sim", "--no-route-overrides")
     assert cleared.returncode == 0, cleared.stderr
     assert shown(settings)["route_overrides"] == {}
+    table = bridge(settings, "servers", "list").stdout
+    assert "overridden" not in table
+    assert "default" in table
 
 
 @pytest.mark.parametrize(
@@ -205,6 +210,47 @@ def test_servers_add_with_webhooks_subscribes(
     assert shown(public)["webhook_subscribed"] is True
 
 
+def test_servers_add_json_is_the_view_with_the_subscription(
+    public: Settings, services: Services, simulator: SimulatorServer, sim: SimControl
+) -> None:
+    api_key = simulator.credentials().api_key
+    added = bridge(
+        public,
+        "servers",
+        "add",
+        "sim",
+        "--url",
+        simulator.base_url,
+        "--api-key",
+        api_key,
+        "--webhooks",
+        "--route-override",
+        "list_usage=/api/v1/stats/",
+        "--json",
+    )
+
+    assert added.returncode == 0, added.stderr
+    view = as_json(added)["server"]
+    (hook,) = panel_hooks(sim)
+    assert view["webhook"]["subscribed"] is True
+    assert view["webhook"]["id"] == hook["id"]
+    assert view["route_overrides"] == {"list_usage": {"path": "/api/v1/stats/"}}
+    # The same view `edit --json` prints (less its webhook outcome), no secret.
+    edited = as_json(bridge(public, "servers", "edit", "sim", "--json"))["server"]
+    assert {k: v for k, v in view.items() if k not in {"webhook", "updated_at"}} == {
+        k: v for k, v in edited.items() if k not in {"webhook", "updated_at"}
+    }
+    assert api_key not in added.stdout
+
+
+def test_servers_remove_json(settings: Settings, server: Server) -> None:
+    removed = bridge(settings, "servers", "remove", "sim", "--json")
+
+    assert removed.returncode == 0, removed.stderr
+    assert as_json(removed) == {"removed": "sim", "warning": None}
+    assert bridge(settings, "servers", "show", "sim").returncode == 1
+
+
 def test_servers_remove_warns_when_the_panel_keeps_the_subscription(
     public: Settings,
     services: Services,
@@ -225,6 +271,27 @@ def test_servers_remove_warns_when_the_panel_keeps_the_subscription(
     assert f"webhook subscription {hook_id}" in removed.stderr
     assert f"DELETE /api/v1/webhooks/{hook_id}" in removed.stderr
     assert [h["id"] for h in panel_hooks(sim)] == [hook_id]
+
+
+def test_servers_remove_json_carries_the_warning(
+    public: Settings,
+    services: Services,
+    server: Server,
+    sim: SimControl,
+    api: httpx.Client,
+) -> None:
+    hooked = dataclasses.replace(services, settings=public)
+    view = edit_server(hooked, "sim", ServerChanges(webhooks=True), "ops:t")
+    hook_id = view["webhook"]["id"]
+    sim.fail_next(1, 503)
+
+    removed = bridge(public, "servers", "remove", "sim", "--json")
+
+    assert removed.returncode == 0, removed.stderr
+    body = as_json(removed)
+    assert body["removed"] == "sim"
+    assert f"DELETE /api/v1/webhooks/{hook_id}" in body["warning"]
+    assert removed.stderr == ""
 
 
 def test_admin_api_delete_says_when_the_panel_keeps_the_subscription(
