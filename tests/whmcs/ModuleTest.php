@@ -265,11 +265,11 @@ final class ModuleTest extends TestCase
         return (string) WispanelBridge\Store::lastOrder($this->serviceId)['order_id'];
     }
 
-    private function callbackBody(string $orderId, string $action, string $status = 'completed'): string
+    private function callbackBody(string $orderId, string $action, string $status = 'completed', ?int $serviceId = null): string
     {
         return json_encode([
             'order_id' => $orderId,
-            'service_id' => (string) $this->serviceId,
+            'service_id' => (string) ($serviceId ?? $this->serviceId),
             'action' => $action,
             'status' => $status,
             'result' => $status === 'completed' ? 'success' : $status,
@@ -307,6 +307,148 @@ final class ModuleTest extends TestCase
         [, $again] = self::postCallback($created, self::signedCallback($created, $delivery));
         $this->assertSame(['applied' => false, 'reason' => 'already applied'], $again);
         $this->assertSame('Suspended', $this->hostingStatus());
+    }
+
+    /** Deliver a signed callback to callback.php under a new delivery id; returns [status, answer]. */
+    private function deliver(string $orderId, string $action, string $status = 'completed'): array
+    {
+        $body = $this->callbackBody($orderId, $action, $status);
+        return self::postCallback($body, self::signedCallback($body, self::newDelivery()));
+    }
+
+    /** The module log entries of callbacks of one order. */
+    private static function callbackLog(string $orderId): array
+    {
+        return array_values(array_filter(
+            self::state()['modulelog'],
+            fn (array $entry): bool => str_starts_with($entry['action'], 'callback:')
+                && str_contains($entry['data'], json_encode($orderId))
+        ));
+    }
+
+    private static function lastCallbackLog(string $orderId): string
+    {
+        $entries = self::callbackLog($orderId);
+        self::assertNotEmpty($entries, "no callback of $orderId was logged");
+        return (string) end($entries)['data'];
+    }
+
+    public function testAnUnsuspendCallbackBeforeRenewsAnswerLeavesLaterSweepStatusesApplying(): void
+    {
+        $this->assertSame('success', wispanelbridge_CreateAccount($this->params()));
+        localAPI('UpdateClientProduct', ['serviceid' => $this->serviceId, 'status' => 'Active']); // as WHMCS does
+        $this->assertSame('success', wispanelbridge_SuspendAccount($this->params(['suspendreason' => 'Overdue on Payment'])));
+        localAPI('UpdateClientProduct', ['serviceid' => $this->serviceId, 'status' => 'Suspended']);
+        $paidUntil = gmdate('Y-m-d', time() + 30 * 86400);
+        $payment = "payment:unsuspend:{$this->serviceId}:$paidUntil";
+        // The payment's unsuspend runs and its callback lands before Renew has the
+        // bridge's answer in hand (delivered here first, so the order is certain).
+        $this->assertSame([200, ['applied' => true]], $this->deliver($payment, 'unsuspend'));
+        $this->assertSame('Active', $this->hostingStatus());
+        $this->assertSame('success', wispanelbridge_Renew($this->params(['model' => (object) ['nextduedate' => $paidUntil]])));
+        $this->assertSame('unsuspend', $this->bridgeOrder($payment)['action']); // the name Renew expected
+        $this->assertSame('completed', WispanelBridge\Store::posted($payment)['status']);
+        $this->assertNull(WispanelBridge\Store::unsettled($this->serviceId));
+        // A later suspension by the bridge's sweep still reaches the service.
+        $sweep = 'sweep:suspend:' . $this->serviceId . ':' . gmdate('Y-m-d', time() + 40 * 86400);
+        $this->assertSame([200, ['applied' => true]], $this->deliver($sweep, 'suspend'));
+        $this->assertSame('Suspended', $this->hostingStatus());
+        $this->assertStringContainsString('service status Suspended', self::lastCallbackLog($sweep));
+        // The bridge's own delivery of the unsuspend, whenever it lands, is older.
+        $this->waitFor(fn () => $this->bridgeOrder($payment)['callback_status'] === 'delivered', 'the unsuspend was delivered');
+        $this->assertSame('Suspended', $this->hostingStatus());
+    }
+
+    /** The bridge's order by the billing order_id. */
+    private function bridgeOrder(string $orderId): array
+    {
+        $target = '/v1/orders?order_id=' . rawurlencode($orderId);
+        [$status, $answer] = BridgeApi::fromParams($this->params())->signed('GET', $target);
+        $this->assertSame(200, $status);
+        $this->assertCount(1, $answer['orders']);
+        return $answer['orders'][0];
+    }
+
+    public function testRecordPostingAfterTheCallbackLeavesTheOrderSettledAndOnlyARetryReopensIt(): void
+    {
+        localAPI('UpdateClientProduct', ['serviceid' => $this->serviceId, 'status' => 'Suspended']);
+        $early = "whmcs-{$this->serviceId}-unsuspend-early";
+        // The old Renew's order of events: the callback, then the posting.
+        $this->assertSame([200, ['applied' => true]], $this->deliver($early, 'unsuspend'));
+        WispanelBridge\Store::recordPosting($this->serviceId, $early, 'unsuspend', 'Suspended', 'queued');
+        $this->assertSame('completed', WispanelBridge\Store::posted($early)['status']);
+        $this->assertNull(WispanelBridge\Store::unsettled($this->serviceId));
+        $sweep = "sweep:suspend:{$this->serviceId}:" . gmdate('Y-m-d');
+        $this->deliver($sweep, 'suspend');
+        $this->assertSame('Suspended', $this->hostingStatus());
+        // An operator's retry runs a final order again: that one is unsettled anew.
+        WispanelBridge\Store::reopenPosting($this->serviceId, $early, 'unsuspend', 'Suspended', 'queued');
+        $this->assertSame($early, WispanelBridge\Store::unsettled($this->serviceId)['order_id']);
+    }
+
+    public function testRenewWithNothingToUnsuspendLeavesNoPostingBehind(): void
+    {
+        $this->assertSame('success', wispanelbridge_CreateAccount($this->params()));
+        $paidUntil = gmdate('Y-m-d', time() + 30 * 86400);
+        $this->assertSame('success', wispanelbridge_Renew($this->params(['model' => (object) ['nextduedate' => $paidUntil]])));
+        $this->assertSame($paidUntil, $this->bridgeService()['paid_until']);
+        $this->assertNull(WispanelBridge\Store::posted("payment:unsuspend:{$this->serviceId}:$paidUntil"));
+        $this->assertNull(WispanelBridge\Store::unsettled($this->serviceId));
+    }
+
+    public function testAPostingWhoseCallbackNeverCameStopsHoldingBackSweepStatusesAfterTheAgeLimit(): void
+    {
+        localAPI('UpdateClientProduct', ['serviceid' => $this->serviceId, 'status' => 'Active']);
+        $lost = "whmcs-{$this->serviceId}-change_package-lost";
+        WispanelBridge\Store::recordPosting($this->serviceId, $lost, 'change_package', 'Active', 'queued');
+        $sweep = "sweep:suspend:{$this->serviceId}:" . gmdate('Y-m-d');
+        $this->assertSame([200, ['applied' => true]], $this->deliver($sweep, 'suspend'));
+        $this->assertSame('Active', $this->hostingStatus()); // held back: $lost may still settle it
+        $this->assertStringContainsString("order $lost is newer", self::lastCallbackLog($sweep));
+        $this->assertSame(24.0, WispanelBridge\Store::unsettledHours());
+        Capsule::table(WispanelBridge\Store::POSTED)->where('order_id', $lost)
+            ->update(['posted_at' => gmdate('Y-m-d H:i:s', time() - 25 * 3600)]);
+        $this->assertNull(WispanelBridge\Store::unsettled($this->serviceId));
+        $this->assertSame([200, ['applied' => true]], $this->deliver($sweep, 'suspend')); // the bridge's next delivery
+        $this->assertSame('Suspended', $this->hostingStatus());
+    }
+
+    public function testCallbacksPruneOldDeliveriesAndSettledPostingsButKeepEachServicesNewest(): void
+    {
+        $daysAgo = fn (int $days): string => gmdate('Y-m-d H:i:s', time() - $days * 86400);
+        $old = self::newDelivery();
+        $recent = self::newDelivery();
+        Capsule::table(WispanelBridge\Store::DELIVERIES)->insert(['delivery' => $old, 'applied_at' => $daysAgo(91)]);
+        Capsule::table(WispanelBridge\Store::DELIVERIES)->insert(['delivery' => $recent, 'applied_at' => $daysAgo(89)]);
+        $other = $this->serviceId + 1;
+        $rows = [ // order_id => [service, sequence, status, days ago]
+            "prune-{$this->serviceId}-a" => [$this->serviceId, 1, 'completed', 100],
+            "prune-{$this->serviceId}-b" => [$this->serviceId, 2, 'failed', 95],
+            "prune-{$this->serviceId}-unheard" => [$this->serviceId, 3, 'queued', 100],
+            "prune-{$this->serviceId}-recent" => [$this->serviceId, 4, 'completed', 10],
+            "prune-{$this->serviceId}-newest" => [$this->serviceId, 5, 'completed', 92],
+            "prune-$other-only" => [$other, 1, 'cancelled', 120],
+        ];
+        WispanelBridge\Store::ensureSchema();
+        foreach ($rows as $orderId => [$service, $sequence, $status, $age]) {
+            Capsule::table(WispanelBridge\Store::POSTED)->insert([
+                'order_id' => $orderId, 'serviceid' => $service, 'sequence' => $sequence, 'action' => 'suspend',
+                'status' => $status, 'whmcs_status_before' => 'Active', 'posted_at' => $daysAgo($age),
+            ]);
+        }
+        // Any applied callback prunes (here one of a third service: one of this
+        // service would itself become its newest posting).
+        $third = $this->serviceId + 2;
+        $trigger = $this->callbackBody("whmcs-$third-change_password-x", 'change_password', 'completed', $third);
+        $this->assertSame([200, ['applied' => true]], self::postCallback($trigger, self::signedCallback($trigger, self::newDelivery())));
+        $deliveries = array_column(self::state()['tables'][WispanelBridge\Store::DELIVERIES], 'delivery');
+        $this->assertNotContains($old, $deliveries);
+        $this->assertContains($recent, $deliveries);
+        $kept = array_column(self::state()['tables'][WispanelBridge\Store::POSTED], 'order_id');
+        $this->assertSame(
+            ["prune-{$this->serviceId}-unheard", "prune-{$this->serviceId}-recent", "prune-{$this->serviceId}-newest", "prune-$other-only"],
+            array_values(array_intersect($kept, array_keys($rows)))
+        );
     }
 
     public function testASuspendThatFailsAfterSuccessGivesTheServiceBackItsStatus(): void

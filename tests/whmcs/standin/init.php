@@ -81,34 +81,64 @@ namespace WHMCS\Database {
     /** Just enough of Laravel's query builder, over the stand-in's JSON tables. */
     final class Query
     {
+        /** @var list<array{string, string, mixed}> [column, operator, value] */
         private array $wheres = [];
+        private ?int $limit = null;
 
         public function __construct(private string $table)
         {
         }
 
-        public function where(string $column, mixed $value): self
+        /** where(column, value) or where(column, operator, value), as Laravel's. */
+        public function where(string $column, mixed $operator, mixed $value = null): self
         {
-            $this->wheres[$column] = $value;
+            $this->wheres[] = func_num_args() === 2 ? [$column, '=', $operator] : [$column, (string) $operator, $value];
+            return $this;
+        }
+
+        public function whereIn(string $column, array $values): self
+        {
+            $this->wheres[] = [$column, 'in', $values];
+            return $this;
+        }
+
+        public function limit(int $count): self
+        {
+            $this->limit = $count;
             return $this;
         }
 
         private function matches(array $row): bool
         {
-            foreach ($this->wheres as $column => $value) {
-                if ((string) ($row[$column] ?? '') !== (string) $value) {
+            foreach ($this->wheres as [$column, $operator, $value]) {
+                $held = $row[$column] ?? null;
+                $ok = match ($operator) {
+                    '=' => (string) $held === (string) $value,
+                    'in' => in_array((string) $held, array_map('strval', $value), true),
+                    // Only what the module compares: 'Y-m-d H:i:s' strings; NULL matches nothing.
+                    '<' => $held !== null && (string) $held < (string) $value,
+                    default => throw new \LogicException("stand-in has no operator $operator"),
+                };
+                if (!$ok) {
                     return false;
                 }
             }
             return true;
         }
 
+        /** @return list<int> the indexes of the matching rows, at most $this->limit */
+        private function matching(array $rows): array
+        {
+            $found = array_keys(array_filter($rows, [$this, 'matches']));
+            return $this->limit === null ? $found : array_slice($found, 0, $this->limit);
+        }
+
         public function get(): array
         {
-            return \standin_transaction(fn (array &$state): array => array_map(
-                fn (array $row): object => (object) $row,
-                array_values(array_filter($state['tables'][$this->table] ?? [], [$this, 'matches']))
-            ));
+            return \standin_transaction(function (array &$state): array {
+                $rows = $state['tables'][$this->table] ?? [];
+                return array_map(fn (int $i): object => (object) $rows[$i], $this->matching($rows));
+            });
         }
 
         public function first(): ?object
@@ -163,9 +193,9 @@ namespace WHMCS\Database {
         {
             return \standin_transaction(function (array &$state): int {
                 $rows = $state['tables'][$this->table] ?? [];
-                $kept = array_values(array_filter($rows, fn (array $row): bool => !$this->matches($row)));
-                $state['tables'][$this->table] = $kept;
-                return count($rows) - count($kept);
+                $doomed = $this->matching($rows);
+                $state['tables'][$this->table] = array_values(array_diff_key($rows, array_flip($doomed)));
+                return count($doomed);
             });
         }
     }

@@ -8,6 +8,7 @@
  * than 300 s off, applies each X-Bridge-Delivery once, then updates the service:
  * status (only from the newest order of the service; a failed one gives back the
  * status the service had), a module log entry, and an admin to-do item on failure.
+ * After answering, it prunes the module's tables of old rows (Store::prune).
  */
 
 declare(strict_types=1);
@@ -72,7 +73,8 @@ function wispanelbridge_callback_status(string $action): ?string
  * (callbacks may arrive out of order: a retried delivery of an old create after a
  * suspend). An order it did not post (a bridge sweep, another client) has no place
  * in that order: its status waits for any order of the service still unheard of,
- * whose own callback settles the service.
+ * whose own callback settles the service (one posted more than
+ * Store::unsettledHours() ago no longer counts: its callback is not coming).
  */
 function wispanelbridge_callback_superseded_by(int $serviceId, ?array $posted): ?array
 {
@@ -188,6 +190,21 @@ function wispanelbridge_callback_main(): void
         return;
     }
     wispanelbridge_callback_answer(200, ['applied' => true]);
+    wispanelbridge_callback_prune();
+}
+
+/**
+ * Opportunistic housekeeping: old applied delivery ids and settled postings go, a
+ * bounded batch per applied callback (Store::prune). A failure here is logged and
+ * changes nothing about the callback, already applied and answered.
+ */
+function wispanelbridge_callback_prune(): void
+{
+    try {
+        Store::prune();
+    } catch (Throwable $exc) {
+        logModuleCall('wispanelbridge', 'callback:prune', [], $exc->getMessage());
+    }
 }
 
 wispanelbridge_callback_main();

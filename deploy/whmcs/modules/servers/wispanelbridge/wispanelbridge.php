@@ -202,38 +202,98 @@ function wispanelbridge_ChangePassword(array $params): string
     return wispanelbridge_run($params, $order);
 }
 
-/** Report the payment: a service suspended for non-payment gets unsuspended. */
+/**
+ * Report the payment: a service suspended for non-payment gets unsuspended. The
+ * bridge names the unsuspend it creates `payment:unsuspend:<service>:<paid_until
+ * after the payment>` (never earlier than the paid_until it holds), so the module
+ * knows the order_id before posting and records it first, as every other command
+ * does: the unsuspend's callback can come before the payment's answer, and a
+ * posting recorded after that callback would stay unsettled.
+ */
 function wispanelbridge_Renew(array $params): string
 {
     $paidUntil = wispanelbridge_next_due_date($params);
     if ($paidUntil === null) {
         return 'No next due date on the service';
     }
-    $serviceId = wispanelbridge_service_id($params);
-    $target = '/v1/services/' . rawurlencode($serviceId) . '/payments';
+    $serviceId = (int) $params['serviceid'];
+    $target = '/v1/services/' . rawurlencode(wispanelbridge_service_id($params));
     try {
         $api = BridgeApi::fromParams($params);
-        [$status, $answer] = $api->signed('POST', $target, ['paid_until' => $paidUntil]);
-        logModuleCall('wispanelbridge', 'Renew', ['paid_until' => $paidUntil], $answer);
+        [$status, $answer] = $api->signed('GET', $target);
         if ($status !== 200) {
             return BridgeApi::describe($status, $answer);
         }
-        if (!empty($answer['order'])) {
-            $serviceId = (int) $params['serviceid'];
-            $order = $answer['order'];
-            Store::recordPosting(
-                $serviceId,
-                (string) $order['order_id'],
-                (string) $order['action'],
-                wispanelbridge_whmcs_status($serviceId),
-                (string) $order['status']
-            );
-            Store::recordOrder($serviceId, $order);
+        $held = (string) ($answer['service']['paid_until'] ?? '');
+        $orderId = wispanelbridge_payment_order_id($serviceId, max($held, $paidUntil));
+        $before = Store::posted($orderId);
+        Store::recordPosting($serviceId, $orderId, 'unsuspend', wispanelbridge_whmcs_status($serviceId));
+        try {
+            [$status, $answer] = $api->signed('POST', $target . '/payments', ['paid_until' => $paidUntil]);
+        } catch (Throwable $exc) {
+            wispanelbridge_withdraw_posting($orderId, $before);
+            throw $exc;
+        }
+        logModuleCall('wispanelbridge', 'Renew', ['paid_until' => $paidUntil], $answer);
+        $order = $status === 200 && !empty($answer['order']) ? $answer['order'] : null;
+        if ($order === null || (string) $order['order_id'] !== $orderId) {
+            wispanelbridge_withdraw_posting($orderId, $before); // no such order came of it
+        }
+        if ($status !== 200) {
+            return BridgeApi::describe($status, $answer);
+        }
+        if ($order !== null) {
+            if ((string) $order['order_id'] !== $orderId) {
+                // Another payment moved paid_until between the GET and the POST.
+                Store::recordPosting($serviceId, (string) $order['order_id'], (string) $order['action'], wispanelbridge_whmcs_status($serviceId), (string) $order['status']);
+            }
+            wispanelbridge_record_outcome($api, $serviceId, $order);
         }
     } catch (Throwable $exc) {
         return $exc->getMessage();
     }
     return 'success';
+}
+
+/** The bridge's order_id of the unsuspend a payment creates (bridge/domain/dues.py). */
+function wispanelbridge_payment_order_id(int $serviceId, string $paidUntil): string
+{
+    return 'payment:unsuspend:' . $serviceId . ':' . $paidUntil;
+}
+
+/**
+ * Undo a posting recorded before a request that created no order: put the row back
+ * as it was (deleted if it was new). A row a callback has settled meanwhile stays.
+ */
+function wispanelbridge_withdraw_posting(string $orderId, ?array $before): void
+{
+    $now = Store::posted($orderId);
+    if ($now !== null && !in_array($now['status'], Store::FINAL, true)) {
+        Store::restorePosting($orderId, $before);
+    }
+}
+
+/**
+ * Keep the module's word on an order the bridge answered: the admin tab's and client
+ * area's order row, and the posting's status. When the order's callback has already
+ * settled the posting while the answer still says "running", the callback came
+ * first: the bridge has the outcome, so read it rather than record a stale status.
+ * Returns the order as recorded.
+ */
+function wispanelbridge_record_outcome(BridgeApi $api, int $serviceId, array $order): array
+{
+    $posted = Store::posted((string) $order['order_id']);
+    if (!in_array($order['status'], Store::FINAL, true) && $posted !== null
+        && in_array($posted['status'], Store::FINAL, true)) {
+        try {
+            $order = $api->getOrder((string) $order['id']);
+        } catch (Throwable) {
+            // Unreachable now: record the answer; the admin tab refreshes it later.
+        }
+    }
+    Store::recordOrder($serviceId, $order);
+    Store::settlePosting((string) $order['order_id'], (string) $order['status']);
+    return $order;
 }
 
 /**
@@ -417,7 +477,7 @@ function wispanelbridge_RetryProvisioning(array $params): string
         // The retry runs the order now, after any other: it is the newest again
         // (recorded first: its callback may come before the wait below ends).
         $before = Store::posted($orderId);
-        Store::recordPosting($serviceId, $orderId, (string) $last['action'], wispanelbridge_whmcs_status($serviceId), 'queued');
+        Store::reopenPosting($serviceId, $orderId, (string) $last['action'], wispanelbridge_whmcs_status($serviceId), 'queued');
         try {
             [$status, $answer] = $api->admin('POST', $target);
         } catch (Throwable $exc) {
@@ -430,8 +490,7 @@ function wispanelbridge_RetryProvisioning(array $params): string
             return BridgeApi::describe($status, $answer);
         }
         $order = $api->waitForOrder($api->getOrder((string) $last['order_uuid']), wispanelbridge_wait_seconds($params));
-        Store::recordOrder($serviceId, $order);
-        Store::settlePosting($orderId, (string) $order['status']);
+        $order = wispanelbridge_record_outcome($api, $serviceId, $order);
         return $order['status'] === 'failed' ? (string) $order['last_error'] : 'success';
     } catch (Throwable $exc) {
         return $exc->getMessage();
@@ -476,8 +535,7 @@ function wispanelbridge_run(array $params, array $order): string
             $accepted = $api->submitOrder($order); // same order_id: never a second order
         }
         $final = $api->waitForOrder($accepted, wispanelbridge_wait_seconds($params));
-        Store::recordOrder($serviceId, $final);
-        Store::settlePosting($order['order_id'], (string) $final['status']);
+        $final = wispanelbridge_record_outcome($api, $serviceId, $final);
         logModuleCall('wispanelbridge', $order['action'], $logged, $final, null, [(string) $params['password']]);
     } catch (Throwable $exc) {
         if ($accepted === null) {

@@ -25,6 +25,21 @@ final class Store
     /** A posting whose request never reached the bridge: it supersedes nothing. */
     public const UNSENT = 'unsent';
 
+    /**
+     * Hours after which an order posted and never heard of stops holding back the
+     * statuses of orders the module did not post (define WISPANELBRIDGE_UNSETTLED_HOURS
+     * in WHMCS's configuration.php to change it). Far beyond the bridge's callback
+     * retries (8 attempts within minutes, docs/integration.md): a posting this old
+     * whose callback never came is one whose every delivery failed.
+     */
+    public const UNSETTLED_HOURS = 24;
+
+    /** Days settled postings and applied delivery ids are kept (WISPANELBRIDGE_PRUNE_DAYS). */
+    public const PRUNE_DAYS = 90;
+
+    /** At most this many rows of each table are pruned per callback: a cheap, bounded DELETE. */
+    public const PRUNE_BATCH = 200;
+
     public static function ensureSchema(): void
     {
         $schema = Capsule::schema();
@@ -43,7 +58,7 @@ final class Store
         if (!$schema->hasTable(self::DELIVERIES)) {
             $schema->create(self::DELIVERIES, function ($table) {
                 $table->string('delivery', 36)->primary();
-                $table->timestamp('applied_at')->nullable();
+                $table->timestamp('applied_at')->nullable()->index();
             });
         }
         if (!$schema->hasTable(self::POSTED)) {
@@ -54,7 +69,7 @@ final class Store
                 $table->string('action', 32);
                 $table->string('status', 32);
                 $table->string('whmcs_status_before', 32)->nullable();
-                $table->timestamp('posted_at')->nullable();
+                $table->timestamp('posted_at')->nullable()->index();
             });
         }
     }
@@ -62,8 +77,10 @@ final class Store
     /**
      * Record an order as the newest of its service, before it is sent (its callback
      * can arrive before the module's wait ends). $whmcsStatusBefore is the service's
-     * WHMCS status now, given back to it if the order fails. Posting the same
-     * order_id again (an operator retry) makes it the newest again.
+     * WHMCS status now, given back to it if the order fails. Posting an order_id again
+     * makes it the newest again, unless its outcome is already known: a final order
+     * never runs again (the bridge replays its answer), so its row is left as it is
+     * (its callback may have come before this call: a payment's unsuspend).
      */
     public static function recordPosting(
         int $serviceId,
@@ -72,7 +89,35 @@ final class Store
         ?string $whmcsStatusBefore,
         string $status = 'posting'
     ): void {
-        self::ensureSchema();
+        $existing = self::posted($orderId);
+        if ($existing !== null && in_array($existing['status'], self::FINAL, true)) {
+            return;
+        }
+        self::writePosting($serviceId, $orderId, $action, $whmcsStatusBefore, $status, $existing);
+    }
+
+    /**
+     * Record an operator's retry of an order, final or not: the bridge runs it again,
+     * after any other order of the service, and its callback comes again.
+     */
+    public static function reopenPosting(
+        int $serviceId,
+        string $orderId,
+        string $action,
+        ?string $whmcsStatusBefore,
+        string $status
+    ): void {
+        self::writePosting($serviceId, $orderId, $action, $whmcsStatusBefore, $status, self::posted($orderId));
+    }
+
+    private static function writePosting(
+        int $serviceId,
+        string $orderId,
+        string $action,
+        ?string $whmcsStatusBefore,
+        string $status,
+        ?array $existing
+    ): void {
         $sequence = (int) round(microtime(true) * 1_000_000);
         foreach (self::postedOf($serviceId) as $row) {
             // Never behind an order already recorded, even if the clock stepped back.
@@ -86,7 +131,7 @@ final class Store
             'whmcs_status_before' => $whmcsStatusBefore,
             'posted_at' => gmdate('Y-m-d H:i:s'),
         ];
-        if (self::posted($orderId) === null) {
+        if ($existing === null) {
             Capsule::table(self::POSTED)->insert(['order_id' => $orderId] + $row);
         } else {
             Capsule::table(self::POSTED)->where('order_id', $orderId)->update($row);
@@ -147,15 +192,80 @@ final class Store
         return $newest;
     }
 
-    /** An order sent for the service whose outcome has not been heard yet, if any. */
+    /**
+     * An order sent for the service whose outcome has not been heard yet, if any.
+     * One posted more than unsettledHours() ago no longer counts: its callback is
+     * not coming (every delivery failed), and it must not hold back the statuses of
+     * the bridge's own orders for the service forever.
+     */
     public static function unsettled(int $serviceId): ?array
     {
+        $cutoff = gmdate('Y-m-d H:i:s', time() - (int) round(self::unsettledHours() * 3600));
         foreach (self::postedOf($serviceId) as $row) {
-            if ($row['status'] !== self::UNSENT && !in_array($row['status'], self::FINAL, true)) {
+            if ($row['status'] !== self::UNSENT && !in_array($row['status'], self::FINAL, true)
+                && !($row['posted_at'] !== null && (string) $row['posted_at'] < $cutoff)) {
                 return $row;
             }
         }
         return null;
+    }
+
+    public static function unsettledHours(): float
+    {
+        return defined('WISPANELBRIDGE_UNSETTLED_HOURS')
+            ? max(0.0, (float) constant('WISPANELBRIDGE_UNSETTLED_HOURS'))
+            : (float) self::UNSETTLED_HOURS;
+    }
+
+    public static function pruneDays(): float
+    {
+        return defined('WISPANELBRIDGE_PRUNE_DAYS')
+            ? max(1.0, (float) constant('WISPANELBRIDGE_PRUNE_DAYS'))
+            : (float) self::PRUNE_DAYS;
+    }
+
+    /**
+     * Delete applied delivery ids and settled postings older than pruneDays(), at
+     * most PRUNE_BATCH of each per call (callback.php calls it on every applied
+     * callback, so the tables shrink a batch at a time). The newest posting of a
+     * service is kept, however old: later callbacks are ordered against it.
+     * Unsettled postings are kept too (unsettled() already ignores old ones).
+     * A delivery id older than the bridge's retries cannot come back, so forgetting
+     * it replays nothing. Returns [deliveries, postings] deleted.
+     */
+    public static function prune(): array
+    {
+        self::ensureSchema();
+        $cutoff = gmdate('Y-m-d H:i:s', time() - (int) round(self::pruneDays() * 86400));
+        $deliveries = Capsule::table(self::DELIVERIES)
+            ->where('applied_at', '<', $cutoff)
+            ->limit(self::PRUNE_BATCH)
+            ->delete();
+        $candidates = [];
+        foreach (Capsule::table(self::POSTED)
+            ->where('posted_at', '<', $cutoff)
+            ->whereIn('status', self::FINAL)
+            ->limit(self::PRUNE_BATCH)
+            ->get() as $row) {
+            $candidates[] = (array) $row;
+        }
+        if ($candidates === []) {
+            return [$deliveries, 0];
+        }
+        $newest = [];
+        $services = array_values(array_unique(array_map(fn (array $row): int => (int) $row['serviceid'], $candidates)));
+        foreach (Capsule::table(self::POSTED)->whereIn('serviceid', $services)->get() as $row) {
+            $row = (array) $row;
+            $newest[(int) $row['serviceid']] = max($newest[(int) $row['serviceid']] ?? PHP_INT_MIN, (int) $row['sequence']);
+        }
+        $doomed = [];
+        foreach ($candidates as $row) {
+            if ((int) $row['sequence'] < $newest[(int) $row['serviceid']]) {
+                $doomed[] = (string) $row['order_id'];
+            }
+        }
+        $postings = $doomed === [] ? 0 : Capsule::table(self::POSTED)->whereIn('order_id', $doomed)->delete();
+        return [$deliveries, $postings];
     }
 
     /** Remember the latest bridge order of a service (one row per service). */
