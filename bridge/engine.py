@@ -42,6 +42,7 @@ from bridge.panel import PanelClient
 from bridge.queue import RUN_ORDER_TASK, enqueue_after_commit
 from bridge.settings import Settings
 from bridge.steps import (
+    RECHECKED_AFTER_FAILURE,
     StepCall,
     StepDefinitionError,
     StepResult,
@@ -51,6 +52,12 @@ from bridge.steps import (
 )
 
 log = structlog.get_logger(__name__)
+
+# step.response of a step whose read is done and whose write is still owed:
+# {PROVEN: True, **what the read proved}; the next try only writes. Releases
+# before the reseller users check wrote ADOPT_PROVEN (adoption only): still read.
+PROVEN = "proven"
+ADOPT_PROVEN = "adopt_proven"
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,8 +383,9 @@ def _call_for(
     )
     secret = services.box.decrypt_json(step.secret_body) if step.secret_body else {}
     proven = None
-    if step.response and step.response.get("adopt_proven"):
-        proven = {k: v for k, v in step.response.items() if k != "adopt_proven"}
+    if step.response and (step.response.get(PROVEN) or step.response.get(ADOPT_PROVEN)):
+        marks = (PROVEN, ADOPT_PROVEN)
+        proven = {k: v for k, v in step.response.items() if k not in marks}
     held_by = None
     if (
         step.kind in (StepKind.CREATE_USER, StepKind.CREATE_RESELLER)
@@ -454,8 +462,9 @@ def _apply(services: Services, session: Session, it: "_Settling") -> bool:
     order, step, result, row = it.order, it.step, it.result, it.rule
     step.needs_reconcile = row.read_first or result.read_next
     if result.proven is not None and row.verdict is Verdict.WAIT:
-        # Adoption half done: the next try only sends the ordered password.
-        step.response = {"adopt_proven": True, **result.proven}
+        # Read done, write owed: the next try only writes (the adopted account's
+        # ordered password; the DELETE of a reseller found without users).
+        step.response = {PROVEN: True, **result.proven}
     _count(services, session, it)
     if row.flags_server:
         servers_db.flag_auth_error(
@@ -650,6 +659,8 @@ def _finish(
 ) -> None:
     """Final status for the order, the service's new state, the callback."""
     now = services.clock()
+    if status is OrderStatus.FAILED:
+        _forget_stale_proofs(order)
     order.status = next_order_status(order.status, status)
     order.wait_reason = None
     order.next_attempt_at = None
@@ -671,6 +682,14 @@ def _finish(
     metrics.ORDERS_FINISHED.labels(order.action.value, status.value).inc()
     schedule_callback(services.settings, session, order, now)
     log.info("order_finished", status=status.value, action=order.action.value)
+
+
+def _forget_stale_proofs(order: Order) -> None:
+    """A failed order's retry, however much later, checks again (a reseller's users)."""
+    for step in order.steps:
+        unfinished = step.status is not StepStatus.SUCCEEDED
+        if unfinished and step.kind in RECHECKED_AFTER_FAILURE:
+            step.response = None
 
 
 class _Heartbeat:

@@ -81,6 +81,9 @@ SECRET_KINDS = frozenset(
         StepKind.CHANGE_PASSWORD,
     }
 )
+# Kinds whose proof (`StepCall.proven`) can go stale: a failed order forgets it, so
+# a retry of the order checks again (a reseller's users, days later perhaps).
+RECHECKED_AFTER_FAILURE = frozenset({StepKind.DELETE_RESELLER})
 # The panel role each account-creating kind makes: adoption accepts only that one.
 _ACCOUNT_ROLES = {StepKind.CREATE_USER: "user", StepKind.CREATE_RESELLER: "reseller"}
 # Namespace of the key of the password sent to an adopted user: derived from the
@@ -137,7 +140,9 @@ class StepCall:
     polling: bool
     # Another live service of this server holds the username (create_user only).
     username_held_by: str | None = None
-    # An earlier try proved the panel account ours (the adopted user's data).
+    # An earlier try's read proved what this step's write needs, so this try only
+    # writes: the panel account is ours (the adopted user's data), or the
+    # reseller has no users (delete_reseller).
     proven: Mapping[str, Any] | None = None
 
 
@@ -156,7 +161,8 @@ class StepResult:
     read_absent: bool = False
     # The resource may exist but could not be read or finished: read next time.
     read_next: bool = False
-    # A read proved the account ours; what remains is its ordered password.
+    # A read proved what the write needs (the account is ours; the reseller has
+    # no users) but the write did not complete: the next try only writes.
     proven: dict[str, Any] | None = None
 
 
@@ -175,6 +181,8 @@ def execute(client: PanelClient, call: StepCall) -> StepResult:
         if call.polling:
             polled = client.get_ssl(call.params["domain"])
             return _ssl_state(_as_dict(polled.data), polled.headers)
+        if call.kind is StepKind.DELETE_RESELLER:
+            return _delete_reseller(client, call)
         if call.proven is not None:
             return _give_ordered_password(client, call, call.proven)
         if call.read_first:
@@ -282,7 +290,7 @@ def _send(client: PanelClient, call: StepCall) -> PanelResponse:  # noqa: PLR091
                 params["username"], body, idempotency_key=key
             )
         case StepKind.DELETE_RESELLER:
-            _refuse_reseller_with_users(client, params["username"], body)
+            # Only after its users check (`_delete_reseller`, which calls this).
             return client.delete_reseller(params["username"], idempotency_key=key)
     msg = f"no executor for step kind {call.kind}"
     raise ValueError(msg)
@@ -296,16 +304,43 @@ def _secret(call: StepCall, name: str) -> str:
     return call.secret[name]
 
 
-def _refuse_reseller_with_users(
-    client: PanelClient, username: str, body: Mapping[str, Any]
-) -> None:
-    """Deleting a reseller deletes its users: only when the order says force."""
-    if body.get("force"):
-        return
+def _delete_reseller(client: PanelClient, call: StepCall) -> StepResult:
+    """Terminate a reseller: unless the order says force, only one without users.
+
+    The users check and the DELETE are two calls, and the shared budget never
+    grants two in a row: once the check found no users, that is kept as the
+    step's proof (`proven`, persisted by the engine on a wait) and the next tries
+    only send the DELETE. Re-checking on every try would spend the token on the
+    listing each time and never send the DELETE.
+
+    The check is a guard against an order that forgot `force`, not a lock: a user
+    the reseller creates after it, while the DELETE waits for its turn (normally
+    the next budget token, about a second), is deleted with the reseller. A failed
+    order forgets the proof (`RECHECKED_AFTER_FAILURE`), so an operator's retry,
+    however much later, checks again.
+    """
+    proof = call.proven
+    if proof is None and not call.body.get("force"):
+        proof = _no_users_left(client, call.params["username"])
+    try:
+        response = _send(client, call)
+    except (PanelError, RateLimitedError, RateLimiterUnavailableError) as exc:
+        result = _from_error(call.kind, exc)
+        return result if proof is None else replace(result, proven=dict(proof))
+    return _after_send(call, response)
+
+
+def _no_users_left(client: PanelClient, username: str) -> dict[str, Any]:
+    """The proof that the reseller has no users (or is gone already).
+
+    Raises ResellerHasUsersError naming them; a failed listing raises its panel
+    or budget error (nothing was proved: the next try lists again).
+    """
     try:
         users = client.list_reseller_users(username).items
     except PanelNotFoundError:
-        return  # already gone: the delete's 404 says "done"
+        # Already gone: the DELETE's 404 says "done".
+        return {"reseller_users": 0, "reseller_absent": True}
     names = sorted(str(u.get("username")) for u in users)
     if names:
         shown = ", ".join(names[:20]) + (" ..." if len(names) > 20 else "")  # noqa: PLR2004
@@ -314,6 +349,7 @@ def _refuse_reseller_with_users(
             'post the terminate with "force": true to delete them too'
         )
         raise ResellerHasUsersError(msg)
+    return {"reseller_users": 0}
 
 
 def _as_dict(data: Any) -> dict[str, Any]:

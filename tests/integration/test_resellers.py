@@ -4,11 +4,13 @@ never terminated with their users by accident, adopted only when ordered."""
 import dataclasses
 
 import pytest
+from sqlalchemy import update
 
 from bridge.container import Services
 from bridge.db.models import Server
 from bridge.domain.model import AccountRole, Action, OrderSpec
-from bridge.domain.states import OrderStatus
+from bridge.domain.states import OrderStatus, ServiceStatus
+from bridge.ops import retry_order
 from tests.factories import create_spec, drive, set_server_key, submit
 from tests.panel_api import PanelApi
 from tests.simctl import FakeClock, SimControl
@@ -72,6 +74,73 @@ def test_reseller_with_users_is_not_terminated_unless_forced(
     assert order.status is OrderStatus.COMPLETED, order.last_error
     gone = panel_api.call("GET", "/api/v1/users/client1")
     assert gone.status_code == 404
+
+
+def _default_budget(services: Services, server: Server, sim: SimControl) -> None:
+    """The panel and the bridge at their default 60 a minute: never two calls in a
+    row, so a step that needs a read and a write gets them on two tries."""
+    sim.config(limit=60)
+    with services.sessions.begin() as session:
+        session.execute(
+            update(Server).where(Server.id == server.id).values(rate_limit_per_min=60)
+        )
+
+
+def test_reseller_without_users_is_terminated_with_one_check_and_one_delete(
+    services: Services, server: Server, sim: SimControl, clock: FakeClock
+) -> None:
+    _default_budget(services, server, sim)
+    created = submit(services, _reseller_spec(max_users=5))
+    assert drive(services, created, clock, sim).status is OrderStatus.COMPLETED
+    order = drive(services, submit(services, _terminate(1, "svc-1")), clock, sim)
+    assert order.status is OrderStatus.COMPLETED, order.last_error
+    assert order.service.status is ServiceStatus.TERMINATED
+    # The check took one try's token and the DELETE the next one's: the check is
+    # kept on the step, not repeated (repeated, it took every try's token and the
+    # DELETE never went).
+    calls = [
+        (r["method"], r["path"])
+        for r in sim.requests()
+        if r["path"].startswith("/api/v1/resellers/user1")
+        and r["path"] != "/api/v1/resellers/user1/limits"
+    ]
+    assert calls == [
+        ("GET", "/api/v1/resellers/user1/users"),
+        ("DELETE", "/api/v1/resellers/user1"),
+    ]
+    assert order.steps[0].response is not None
+    assert "proven" not in order.steps[0].response  # the DELETE's answer now
+
+
+def test_a_failed_terminate_forgets_its_check_so_a_retry_checks_again(
+    services: Services,
+    server: Server,
+    sim: SimControl,
+    clock: FakeClock,
+    panel_api: PanelApi,
+) -> None:
+    _default_budget(services, server, sim)
+    created = submit(services, _reseller_spec())
+    assert drive(services, created, clock, sim).status is OrderStatus.COMPLETED
+    terminate = submit(services, _terminate(1, "svc-1"))
+    for _ in range(5):
+        # No users yet: the DELETE waits for its token with the check kept.
+        order = drive(services, terminate, clock, sim, rounds=1)
+        if (order.steps[0].response or {}).get("proven"):
+            break
+    assert order.steps[0].response == {"proven": True, "reseller_users": 0}
+    sim.fail_next(1, 403)
+    failed = drive(services, terminate, clock, sim)
+    assert failed.status is OrderStatus.FAILED
+    assert failed.steps[0].panel_status == 403
+    assert failed.steps[0].response is None  # the check is not kept past a failure
+    # Days later the reseller has a user: the operator's retry checks again.
+    panel_api.create_user("client1", token=panel_api.create_key("user1"))
+    retry_order(services, terminate, "ops:test")
+    refused = drive(services, terminate, clock, sim)
+    assert refused.status is OrderStatus.FAILED
+    assert refused.steps[0].error_code == "reseller_has_users"
+    assert panel_api.get_user("client1")["creator"] == "user1"  # nothing deleted
 
 
 def test_reseller_on_the_panel_is_adopted_only_by_a_reseller_order(
