@@ -66,6 +66,20 @@ def _read_secret(param: click.Parameter, value: str | None) -> str | None:
 
 
 _JSON = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+# Login-mode credentials, as `add` and `edit` take them.
+_USERNAME = click.option("--username", default=None, help="Login mode: username.")
+_PASSWORD = click.option(
+    "--password",
+    default=None,
+    callback=_secret_from_prompt,
+    help="Login mode: password. '-': ask for it, off the command line.",
+)
+_TOTP_SECRET = click.option(
+    "--totp-secret",
+    default=None,
+    callback=_secret_from_prompt,
+    help="Login mode: TOTP secret. '-': ask for it, off the command line.",
+)
 _ROUTE_OVERRIDE = click.option(
     "--route-override",
     "route_override",
@@ -96,19 +110,9 @@ servers.add_command(importer.import_cmd)
     callback=_secret_from_prompt,
     help="wsp_… key (api_key mode). '-': ask for it, off the command line.",
 )
-@click.option("--username", default=None, help="Login mode: username.")
-@click.option(
-    "--password",
-    default=None,
-    callback=_secret_from_prompt,
-    help="Login mode: password. '-': ask for it, off the command line.",
-)
-@click.option(
-    "--totp-secret",
-    default=None,
-    callback=_secret_from_prompt,
-    help="Login mode: TOTP secret. '-': ask for it, off the command line.",
-)
+@_USERNAME
+@_PASSWORD
+@_TOTP_SECRET
 @click.option("--force-login", is_flag=True, help="Send force=true on login.")
 @click.option("--limit", type=int, default=60, show_default=True, help="Requests/min.")
 @click.option("--group", default="default", show_default=True)
@@ -242,19 +246,9 @@ def _capacity(value: str | None) -> tuple[int | None, bool]:
     callback=_secret_from_prompt,
     help="New key (switches to api_key mode). '-': ask for it, off the command line.",
 )
-@click.option("--username", default=None, help="Login mode: username.")
-@click.option(
-    "--password",
-    default=None,
-    callback=_secret_from_prompt,
-    help="Login mode: password. '-': ask for it, off the command line.",
-)
-@click.option(
-    "--totp-secret",
-    default=None,
-    callback=_secret_from_prompt,
-    help="Login mode: TOTP secret. '-': ask for it, off the command line.",
-)
+@_USERNAME
+@_PASSWORD
+@_TOTP_SECRET
 @click.option("--force-login/--no-force-login", default=None)
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Requests/min.")
 @click.option("--group", default=None)
