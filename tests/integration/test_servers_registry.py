@@ -251,6 +251,16 @@ def test_servers_remove_json(settings: Settings, server: Server) -> None:
     assert bridge(settings, "servers", "show", "sim").returncode == 1
 
 
+def _subscribed_with_a_failing_unsubscribe(
+    public: Settings, services: Services, sim: SimControl
+) -> str:
+    """sim subscribed to the panel's events; the panel will fail the next call."""
+    hooked = dataclasses.replace(services, settings=public)
+    view = edit_server(hooked, "sim", ServerChanges(webhooks=True), "ops:t")
+    sim.fail_next(1, 503)
+    return str(view["webhook"]["id"])
+
+
 def test_servers_remove_warns_when_the_panel_keeps_the_subscription(
     public: Settings,
     services: Services,
@@ -258,10 +268,7 @@ def test_servers_remove_warns_when_the_panel_keeps_the_subscription(
     sim: SimControl,
     api: httpx.Client,
 ) -> None:
-    hooked = dataclasses.replace(services, settings=public)
-    view = edit_server(hooked, "sim", ServerChanges(webhooks=True), "ops:t")
-    hook_id = view["webhook"]["id"]
-    sim.fail_next(1, 503)
+    hook_id = _subscribed_with_a_failing_unsubscribe(public, services, sim)
 
     removed = bridge(public, "servers", "remove", "sim")
 
@@ -280,10 +287,7 @@ def test_servers_remove_json_carries_the_warning(
     sim: SimControl,
     api: httpx.Client,
 ) -> None:
-    hooked = dataclasses.replace(services, settings=public)
-    view = edit_server(hooked, "sim", ServerChanges(webhooks=True), "ops:t")
-    hook_id = view["webhook"]["id"]
-    sim.fail_next(1, 503)
+    hook_id = _subscribed_with_a_failing_unsubscribe(public, services, sim)
 
     removed = bridge(public, "servers", "remove", "sim", "--json")
 
@@ -301,10 +305,7 @@ def test_admin_api_delete_says_when_the_panel_keeps_the_subscription(
     sim: SimControl,
     api: httpx.Client,
 ) -> None:
-    hooked = dataclasses.replace(services, settings=public)
-    view = edit_server(hooked, "sim", ServerChanges(webhooks=True), "ops:t")
-    hook_id = view["webhook"]["id"]
-    sim.fail_next(1, 503)
+    hook_id = _subscribed_with_a_failing_unsubscribe(public, services, sim)
 
     response = api.delete("/v1/admin/servers/sim", headers=ADMIN)
 
