@@ -583,8 +583,15 @@ def _wait_for(services: Services, session: Session, it: "_Settling") -> _Wait | 
                 )
                 return _Wait(delay, reason)
             case WaitReason.RATE_LIMITED:
-                if step.attempts == 0 and not step.needs_reconcile:
-                    step.first_sent_at = None  # nothing was executed yet
+                # Nothing was executed yet: unless the step already has an answer
+                # (a pending certificate, whose polls count no attempt, dates its
+                # timeout from first_sent_at; a proof read before the write owed).
+                if (
+                    step.attempts == 0
+                    and not step.needs_reconcile
+                    and step.response is None
+                ):
+                    step.first_sent_at = None
                 return _Wait(result.retry_after or 1.0, reason)
             case WaitReason.PANEL_BUSY:
                 return _Wait(settings.busy_retry_seconds, reason)

@@ -421,6 +421,39 @@ def _until_ssl_pending(
     pytest.fail(f"certificate never pending: {order.status} {order.last_error}")
 
 
+def test_a_poll_refused_a_slot_keeps_the_certificates_timeout_running(
+    services: Services, server: Server, sim: SimControl, clock: FakeClock
+) -> None:
+    sim.config(ssl_delay_s=100_000)
+    order_uuid = submit(services, create_spec(mailboxes=()))
+    pending = _until_ssl_pending(services, order_uuid, clock, sim)
+    issued_at = next(s for s in pending.steps if s.kind is StepKind.ISSUE_SSL)
+    assert issued_at.first_sent_at is not None
+    clock.advance(60)
+    sim.advance(60)
+    slots = services.panels.inflight
+    assert slots is not None
+    held = [slots.acquire("sim") for _ in range(slots.limit)]
+    try:
+        run_order(services, order_uuid)  # the poll finds no free slot
+    finally:
+        for slot in held:
+            if slot is not None:
+                slots.release("sim", slot)
+    order = load(services, order_uuid)
+    assert order.wait_reason is WaitReason.RATE_LIMITED
+    ssl = next(s for s in order.steps if s.kind is StepKind.ISSUE_SSL)
+    # The timeout still counts from the issue, not from the refused poll.
+    assert ssl.first_sent_at == issued_at.first_sent_at
+    clock.advance(services.settings.ssl_timeout_seconds)
+    sim.advance(services.settings.ssl_timeout_seconds)
+    order = drive(services, order_uuid, clock, sim)
+    assert order.status is OrderStatus.FAILED
+    assert next(s for s in order.steps if s.kind is StepKind.ISSUE_SSL).error_code == (
+        "ssl_timeout"
+    )
+
+
 def _ssl_requests(sim: SimControl, method: str) -> list[dict[str, object]]:
     return [r for r in sim.requests() if r["method"] == method and "/ssl/" in r["path"]]
 
