@@ -135,7 +135,15 @@ def deliver_callback(
         delivery = str(order.callback_delivery_id)
     error = _post(settings, http, url, body, delivery=delivery, clock=clock)
     with sessions.begin() as session:
-        order = session.get_one(Order, order_uuid)
+        order = session.get_one(Order, order_uuid, with_for_update=True)
+        if (
+            order.callback_status is not CallbackStatus.PENDING
+            or str(order.callback_delivery_id) != delivery
+        ):
+            # A newer final status (an ops retry or resolve) scheduled its own
+            # delivery while this one was on the wire: this answer is not its.
+            log.info("callback_superseded", order_id=order.order_id)
+            return
         order.callback_attempts += 1
         if error is None:
             order.callback_status = CallbackStatus.DELIVERED

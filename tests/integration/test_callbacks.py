@@ -4,12 +4,12 @@ import hashlib
 import hmac
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 import redis
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from sqlalchemy import Engine
 
 from bridge.callbacks import deliver_callback, is_allowed_callback_url
@@ -26,17 +26,26 @@ from tests.simctl import FakeClock, SimControl
 pytestmark = pytest.mark.integration
 
 
+async def _body(request: Request) -> bytes:
+    return await request.body()
+
+
 class Billing:
     """A fake billing endpoint that records callbacks and can fail on demand."""
 
     def __init__(self) -> None:
         self.received: list[tuple[dict[str, str], bytes]] = []
         self.fail_next = 0
+        # Runs (once) while billing holds the next delivery open.
+        self.meanwhile: Callable[[], object] | None = None
         self.app = FastAPI()
 
         @self.app.post("/callback")
-        async def callback(request: Request) -> Response:
-            self.received.append((dict(request.headers), await request.body()))
+        def callback(request: Request, body: bytes = Depends(_body)) -> Response:
+            self.received.append((dict(request.headers), body))
+            if self.meanwhile is not None:
+                meanwhile, self.meanwhile = self.meanwhile, None
+                meanwhile()
             if self.fail_next:
                 self.fail_next -= 1
                 return Response(status_code=500)
@@ -164,6 +173,33 @@ def test_a_new_final_status_is_a_new_delivery(
     ]
     failed_id, completed_id = (h["x-bridge-delivery"] for h, _ in receiver.received)
     assert failed_id != completed_id
+
+
+def test_a_delivery_answered_after_a_newer_status_leaves_the_newer_one_owed(
+    callback_services: Services,
+    billing: tuple[Billing, str],
+    clock: FakeClock,
+    sim: SimControl,
+) -> None:
+    receiver, _ = billing
+    sim.fail_next(1, 400)
+    order_uuid = submit(callback_services, create_spec(ssl=False, mailboxes=()))
+    assert drive(callback_services, order_uuid, clock, sim).status.value == "failed"
+    # While billing holds the "failed" delivery open, ops resolves the order.
+    receiver.meanwhile = lambda: resolve_order(
+        callback_services, order_uuid, "ops:test", "created by hand"
+    )
+    _deliver(callback_services, order_uuid)
+    owed = load(callback_services, order_uuid)
+    assert owed.callback_status is CallbackStatus.PENDING  # "completed" still owed
+    _deliver(callback_services, order_uuid)
+    assert [json.loads(b)["status"] for _, b in receiver.received] == [
+        "failed",
+        "completed",
+    ]
+    assert load(callback_services, order_uuid).callback_status is (
+        CallbackStatus.DELIVERED
+    )
 
 
 def test_failed_order_reports_the_error_text(
