@@ -8,6 +8,23 @@ also cancels the sweep's own suspend/terminate orders for the service that have 
 started yet: a paying customer must not lose the account to an order queued a minute
 before the money arrived.
 
+"Not started" means that no step of the order was ever sent to the panel, whatever
+the order's status. A `waiting` (or re-`queued`) order whose step was sent and whose
+outcome is unknown (a dropped connection, a 5xx) may already have acted on the
+panel, so cancelling it could leave the account suspended (or deleted) there while
+the bridge believes it active. Such an order is treated like a running one:
+
+* a sweep suspend goes on (it re-sends under the same Idempotency-Key, so the panel
+  replays its answer), and the unsuspend order this payment creates follows it in
+  posting order and lifts the suspension;
+* a sweep terminate goes on too: the DELETE may already have run, and nothing can
+  undo it. The payment still queues the unsuspend behind it (the service is
+  suspended for non-payment), so billing sees `cancelled: []` and an unsuspend order
+  in the payment's answer, then the terminate's `completed` callback and the
+  unsuspend's `failed` callback ("service ... is terminated"). Should the terminate
+  fail instead with the account still on the panel, the unsuspend lifts the
+  suspension.
+
 `paid_until` never moves backwards here: payment notices may arrive late, retried or
 out of order, and an older one must not make a paid service overdue. (Billing takes a
 payment back with an explicit order, e.g. a suspend.)
@@ -28,7 +45,12 @@ from bridge.db import orders as orders_db
 from bridge.db.models import AuditEntry, Order, Service
 from bridge.domain.dues import is_due, payment_order_id
 from bridge.domain.model import Action, OrderSpec, RequestedBy, SuspendReason
-from bridge.domain.states import OrderStatus, ServiceStatus, next_order_status
+from bridge.domain.states import (
+    OrderStatus,
+    ServiceStatus,
+    StepStatus,
+    next_order_status,
+)
 from bridge.errors import NotFoundError
 from bridge.intake import accept_order, body_digest
 from bridge.views import order_view, service_view
@@ -144,8 +166,9 @@ def _cancel_sweep_orders(
 ) -> tuple[list[Order], bool]:
     """Cancel the sweep's unstarted suspend/terminate orders of the service.
 
+    Unstarted: queued or waiting, and no step ever sent (see the module's doc).
     Returns the cancelled orders, and whether a non-payment suspension is still
-    on its way (running, or posted by billing itself): then an unsuspend must
+    on its way (started, or posted by billing itself): then an unsuspend must
     follow it.
     """
     live = session.scalars(
@@ -164,9 +187,10 @@ def _cancel_sweep_orders(
     suspend_pending = False
     for order in live:
         unpaid = order.payload.get("reason") == SuspendReason.NON_PAYMENT.value
-        if order.requested_by is RequestedBy.SWEEP and order.status in (
-            OrderStatus.QUEUED,
-            OrderStatus.WAITING,
+        if (
+            order.requested_by is RequestedBy.SWEEP
+            and order.status in (OrderStatus.QUEUED, OrderStatus.WAITING)
+            and not _ever_sent(order)
         ):
             _cancel(services, session, order, now)
             cancelled.append(order)
@@ -178,8 +202,23 @@ def _cancel_sweep_orders(
                 "payment_found_termination_running",
                 service_id=service_id,
                 order_id=order.order_id,
+                status=order.status.value,
             )
     return cancelled, suspend_pending
+
+
+def _ever_sent(order: Order) -> bool:
+    """Whether any step of the order may have reached the panel.
+
+    The engine sets `first_sent_at` when it sends a step and clears it only when
+    the panel proved nothing ran (a rate-limit refusal of the first send, or a
+    fresh key on an operator's retry after a 4xx).
+    """
+    return any(
+        step.first_sent_at is not None
+        or step.status in (StepStatus.IN_FLIGHT, StepStatus.SUCCEEDED)
+        for step in order.steps
+    )
 
 
 def _cancel(services: Services, session: Session, order: Order, now: datetime) -> None:

@@ -15,7 +15,12 @@ from bridge.effects import apply_service_effect, wipe_secrets
 from bridge.errors import InvalidOrderError
 from bridge.ops.errors import OperationRefusedError
 from bridge.ops.queries import get_order_by_ref, order_detail
-from bridge.ops.transitions import move_order, reopen_failed_create, require_failed
+from bridge.ops.transitions import (
+    move_order,
+    refuse_if_outcome_unknown,
+    reopen_failed_create,
+    require_failed,
+)
 
 
 def cancel_order(
@@ -24,7 +29,9 @@ def cancel_order(
     """Cancel a queued, waiting, awaiting-capacity or failed order; billing is told.
 
     Raises NotFoundError, InvalidTransitionError (already final) and
-    OperationRefusedError (a worker holds it right now).
+    OperationRefusedError (a worker holds it right now, or it is queued or
+    waiting with a step sent whose outcome is unknown: the panel may already
+    have applied it).
     """
     now = services.clock()
     with services.sessions.begin() as session:
@@ -37,6 +44,7 @@ def cancel_order(
             )
             raise OperationRefusedError(msg)
         next_order_status(order.status, OrderStatus.CANCELLED)
+        refuse_if_outcome_unknown(order)
         before = move_order(
             session,
             order,

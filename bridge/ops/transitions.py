@@ -10,10 +10,15 @@ from typing import Any
 from sqlalchemy import or_, update
 from sqlalchemy.orm import Session
 
-from bridge.db.models import Order
+from bridge.db.models import Order, Step
 from bridge.db.services import find_username_holder
 from bridge.domain.model import Action
-from bridge.domain.states import OrderStatus, ServiceStatus, next_service_status
+from bridge.domain.states import (
+    OrderStatus,
+    ServiceStatus,
+    StepStatus,
+    next_service_status,
+)
 from bridge.errors import InvalidTransitionError
 from bridge.ops.errors import OperationRefusedError
 
@@ -22,6 +27,40 @@ def require_failed(order: Order, target: OrderStatus) -> None:
     """Operators retry and resolve failed orders only (design.md §3)."""
     if order.status is not OrderStatus.FAILED:
         raise InvalidTransitionError("order", order.status, target)
+
+
+def refuse_if_outcome_unknown(order: Order) -> None:
+    """Refuse to stop a live order whose sent step may already have acted.
+
+    A queued or waiting order whose step was sent but never answered for sure
+    (a dropped connection, a timeout, a 5xx) may have been applied by the panel:
+    cancelling it would leave the panel changed while the bridge, and billing,
+    believe otherwise. Raises OperationRefusedError naming the step. A failed
+    order is the operator's to judge (the engine has given up on it), and steps
+    never sent change nothing.
+    """
+    if order.status not in (OrderStatus.QUEUED, OrderStatus.WAITING):
+        return
+    step = _unknown_outcome_step(order)
+    if step is None:
+        return
+    sent = step.first_sent_at.isoformat() if step.first_sent_at else "unknown"
+    msg = (
+        f"order {order.order_id} is {order.status.value} and its step "
+        f"{step.position} ({step.kind.value}) was sent to the panel at {sent} "
+        "without a definite answer: the panel may already have applied it. Let "
+        "the order finish (it re-sends under the same Idempotency-Key, which is "
+        "safe), or once it has failed, check the panel and resolve or cancel it"
+    )
+    raise OperationRefusedError(msg)
+
+
+def _unknown_outcome_step(order: Order) -> Step | None:
+    for step in order.steps:
+        sent = step.first_sent_at is not None or step.status is StepStatus.IN_FLIGHT
+        if sent and step.status in (StepStatus.PENDING, StepStatus.IN_FLIGHT):
+            return step
+    return None
 
 
 def move_order(

@@ -266,6 +266,57 @@ def test_cancel_of_a_failed_order(
     assert cancel_order(services, order.order_id, OPS)["status"] == "cancelled"
 
 
+def test_cancel_is_refused_while_a_sent_step_may_have_been_applied(
+    services: Services, server: Server, sim: SimControl, clock: FakeClock
+) -> None:
+    # The panel created the user, then the connection dropped: outcome unknown.
+    sim.faults(drop_after_apply_rate=1.0)
+    order_uuid = submit(services, small_create())
+    run_order(services, order_uuid)
+    sim.clear_faults()
+    waiting = load(services, order_uuid)
+    assert waiting.status is OrderStatus.WAITING
+    assert waiting.steps[0].first_sent_at is not None
+    with pytest.raises(OperationRefusedError) as refused:
+        cancel_order(services, order_uuid, OPS)
+    message = str(refused.value)
+    assert "step 0 (create_user)" in message
+    assert "may already have applied it" in message
+    assert "Let the order finish" in message
+    assert load(services, order_uuid).status is OrderStatus.WAITING
+    assert audit_rows(services, order_uuid) == []
+    # Left alone, it finishes: the same key, the panel's stored answer.
+    done = drive(services, order_uuid, clock, sim)
+    assert done.status is OrderStatus.COMPLETED
+    assert done.service.status is ServiceStatus.ACTIVE
+    assert sim.ledger()["user"] == {"user1": 1}
+
+
+def test_cancel_of_a_waiting_order_whose_step_was_never_sent(
+    services: Services, server: Server, sim: SimControl
+) -> None:
+    sim.fail_next(1, 429)  # refused before it ran
+    order_uuid = submit(services, small_create())
+    run_order(services, order_uuid)
+    waiting = load(services, order_uuid)
+    assert waiting.status is OrderStatus.WAITING
+    assert waiting.steps[0].first_sent_at is None
+    assert cancel_order(services, order_uuid, OPS)["status"] == "cancelled"
+    assert "user1" not in sim.state()["users"]
+
+
+def test_cancel_of_a_failed_order_whose_outcome_is_unknown(
+    one_shot: Services, sim: SimControl, clock: FakeClock
+) -> None:
+    # The engine gave up: the operator checked the panel and decides.
+    sim.faults(drop_after_apply_rate=1.0)
+    order = drive(one_shot, submit(one_shot, small_create()), clock, sim)
+    sim.clear_faults()
+    assert order.status is OrderStatus.FAILED
+    assert order.steps[0].first_sent_at is not None
+    assert cancel_order(one_shot, order.order_id, OPS)["status"] == "cancelled"
+
+
 def test_resolve_applies_the_service_effect_and_records_the_note(
     services: Services, server: Server, sim: SimControl, clock: FakeClock
 ) -> None:

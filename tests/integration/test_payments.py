@@ -11,8 +11,9 @@ from sqlalchemy import select
 from bridge.container import Services
 from bridge.db import orders as orders_db
 from bridge.db.models import AuditEntry, Order, Server, Service
-from bridge.domain.model import Action, OrderSpec, SuspendReason
-from bridge.domain.states import OrderStatus, ServiceStatus
+from bridge.domain.model import Action, OrderSpec, RequestedBy, SuspendReason
+from bridge.domain.states import OrderStatus, ServiceStatus, WaitReason
+from bridge.engine import run_order
 from bridge.sweeps import run_sweep
 from tests.factories import create_spec, drive, load, submit
 from tests.signing import encode, signed_headers
@@ -244,6 +245,111 @@ def test_an_unsuspend_follows_a_sweep_suspension_already_running(
     final = drive(services, uuid.UUID(body["order"]["id"]), clock, sim)
     assert final.service.status is ServiceStatus.ACTIVE
     assert load(services, suspend_order.id).status is OrderStatus.COMPLETED
+
+
+def _sweep_order(services: Services, action: Action) -> Order:
+    (order,) = (
+        o
+        for o in _all_orders(services)
+        if o.requested_by is RequestedBy.SWEEP and o.action is action
+    )
+    return order
+
+
+def _run_once_with_the_answer_lost(
+    services: Services, sim: SimControl, order: Order
+) -> Order:
+    """One run: the panel applies the step, then the connection drops."""
+    sim.faults(drop_after_apply_rate=1.0)
+    run_order(services, order.id)
+    sim.clear_faults()
+    after = load(services, order.id)
+    assert (after.status, after.wait_reason) == (
+        OrderStatus.WAITING,
+        WaitReason.RETRY_BACKOFF,
+    )
+    assert after.steps[0].first_sent_at is not None  # outcome unknown
+    return after
+
+
+def test_payment_does_not_cancel_a_waiting_sweep_suspension_the_panel_applied(
+    api: httpx.Client,
+    services: Services,
+    active_service: str,
+    clock: FakeClock,
+    sim: SimControl,
+) -> None:
+    set_paid_until(services, active_service, today_of(clock) - timedelta(days=30))
+    assert run_sweep(services, "suspend").orders_created == 1
+    sweep = _run_once_with_the_answer_lost(
+        services, sim, _sweep_order(services, Action.SUSPEND)
+    )
+    assert sim.state()["users"]["user1"]["status"] == "suspended"
+    paid = today_of(clock) + timedelta(days=30)
+    body = pay(api, clock, active_service, {"paid_until": paid.isoformat()}).json()
+    # The suspend may have acted: it goes on, and an unsuspend follows it.
+    assert body["cancelled"] == []
+    assert body["order"]["action"] == "unsuspend"
+    assert load(services, sweep.id).status is OrderStatus.WAITING
+    finished = drive(services, sweep.id, clock, sim)
+    assert finished.status is OrderStatus.COMPLETED
+    assert finished.service.status is ServiceStatus.SUSPENDED
+    final = drive(services, uuid.UUID(body["order"]["id"]), clock, sim)
+    assert final.status is OrderStatus.COMPLETED
+    assert final.service.status is ServiceStatus.ACTIVE
+    assert final.service.suspension_reason is None
+    assert sim.state()["users"]["user1"]["status"] == "active"
+
+
+def test_payment_cancels_a_waiting_sweep_suspension_never_sent(
+    api: httpx.Client,
+    services: Services,
+    active_service: str,
+    clock: FakeClock,
+    sim: SimControl,
+) -> None:
+    set_paid_until(services, active_service, today_of(clock) - timedelta(days=30))
+    assert run_sweep(services, "suspend").orders_created == 1
+    sweep = _sweep_order(services, Action.SUSPEND)
+    sim.fail_next(1, 429)  # refused before it ran: nothing executed
+    run_order(services, sweep.id)
+    waiting = load(services, sweep.id)
+    assert waiting.status is OrderStatus.WAITING
+    assert waiting.steps[0].first_sent_at is None
+    paid = today_of(clock) + timedelta(days=30)
+    body = pay(api, clock, active_service, {"paid_until": paid.isoformat()}).json()
+    assert body["cancelled"] == [sweep.order_id]
+    assert body["order"] is None
+    assert load(services, sweep.id).status is OrderStatus.CANCELLED
+    assert sim.state()["users"]["user1"]["status"] == "active"
+
+
+def test_payment_lets_a_sweep_termination_that_may_have_run_finish(
+    api: httpx.Client,
+    services: Services,
+    active_service: str,
+    clock: FakeClock,
+    sim: SimControl,
+) -> None:
+    suspend(services, clock, sim, active_service, SuspendReason.NON_PAYMENT)
+    clock.advance((services.settings.terminate_after_days + 1) * 86400)
+    assert run_sweep(services, "terminate").orders_created == 1
+    sweep = _run_once_with_the_answer_lost(
+        services, sim, _sweep_order(services, Action.TERMINATE)
+    )
+    assert "user1" not in sim.state()["users"]  # the DELETE ran
+    paid = today_of(clock) + timedelta(days=30)
+    body = pay(api, clock, active_service, {"paid_until": paid.isoformat()}).json()
+    # Not cancelled: the bridge would believe in an account the panel deleted.
+    assert body["cancelled"] == []
+    assert body["order"]["action"] == "unsuspend"
+    finished = drive(services, sweep.id, clock, sim)
+    assert finished.status is OrderStatus.COMPLETED
+    assert finished.service.status is ServiceStatus.TERMINATED
+    # What billing hears next: the terminate completed, the unsuspend failed.
+    unsuspend = drive(services, uuid.UUID(body["order"]["id"]), clock, sim)
+    assert unsuspend.status is OrderStatus.FAILED
+    assert "terminated" in (unsuspend.last_error or "")
 
 
 def _all_orders(services: Services) -> list[Order]:
