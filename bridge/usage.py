@@ -128,12 +128,27 @@ def collect_step(
     """Collect until the usage lane says wait, the run ends, or it fails.
 
     A run whose lock is no longer ours (expired and taken over) stops at once.
+    Any exception (the server gone, its client unbuildable: ConfigurationError)
+    ends the run too: the lock is released, so a retry reports the same error
+    instead of "already running" until the lock expires.
     """
     key = lock_key(server_name)
     if services.redis.get(key) != run_id.encode():
         log.info("usage_run_superseded", server=server_name)
         return UsageProgress(server_name, cursor, done=True, stored=0)
     services.redis.expire(key, max(1, math.ceil(services.settings.usage_lock_seconds)))
+    resumes = False
+    try:
+        progress = _collect(services, server_name, cursor)
+        resumes = not progress.done
+        return progress
+    finally:
+        if not resumes:
+            end_run(services, server_name, run_id)
+
+
+def _collect(services: Services, server_name: str, cursor: str) -> UsageProgress:
+    """The panel calls of one step; done unless the lane or the panel says wait."""
     with services.sessions() as session:
         server = get_server_by_name(session, server_name)
         client = usage_client(services, server)
@@ -144,7 +159,6 @@ def collect_step(
             cursor, count, done = _advance(services, client, server_id, cursor)
             stored += count
             if done:
-                end_run(services, server_name, run_id)
                 log.info("usage_run_finished", server=server_name)
                 return UsageProgress(server_name, cursor, done=True, stored=stored)
     except RateLimitedError as exc:
@@ -173,7 +187,6 @@ def collect_step(
     finally:
         client.close()
     # Only the failures above get here: the run ends, and says why.
-    end_run(services, server_name, run_id)
     return UsageProgress(server_name, cursor, True, stored, error=error)
 
 

@@ -11,9 +11,11 @@ from bridge.cli.operator import cell
 from bridge.cli.output import emit_json, emit_table
 from bridge.db.models import Server
 from bridge.domain.model import ServerState
+from bridge.errors import BridgeError, ConfigurationError, NotFoundError
 from bridge.usage import (
     UsageCollectionError,
     UsageProgress,
+    UsageRunBusyError,
     service_usage,
     sync_server,
 )
@@ -65,7 +67,8 @@ def sync(obj: CliContext, server_name: str | None, as_json: bool) -> None:
     """Collect usage now from one server (or every server not disabled).
 
     Exits 1 when a server's collection failed (e.g. its panel has no usage
-    endpoint), after trying the others.
+    endpoint, a run already holds it, its client cannot be built), after trying
+    the others; --json still prints what was collected, with the errors.
     """
     services = obj.services
     if server_name is None:
@@ -87,14 +90,19 @@ def sync(obj: CliContext, server_name: str | None, as_json: bool) -> None:
     results: dict[str, int] = {}
     errors: dict[str, str] = {}
     for name in names:
-        # One server's failure (no usage endpoint, panel down) does not stop the
-        # others; the command still exits 1 naming it.
+        # One server's failure (no usage endpoint, panel down, a run already
+        # holding it, a client that cannot be built) does not stop the others;
+        # the command still exits 1 naming it.
         try:
             results[name] = sync_server(
                 services, name, sleep=time.sleep, on_step=progress
             )
-        except UsageCollectionError as exc:
-            errors[name] = str(exc)
+        except (UsageCollectionError, UsageRunBusyError, NotFoundError) as exc:
+            errors[name] = str(exc)  # these name the server already
+        except ConfigurationError as exc:
+            errors[name] = f"server {name}: configuration error: {exc}"
+        except BridgeError as exc:
+            errors[name] = f"server {name}: {exc}"
     if as_json:
         emit_json({"servers": results} | ({"errors": errors} if errors else {}))
     else:

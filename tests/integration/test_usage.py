@@ -1,8 +1,10 @@
 """Usage: collection from the panel (bulk, per-account fallback, usage lane), the
 run lock, GET /v1/services/{id}/usage and GET /v1/usage over real HTTP, the CLI."""
 
+import json
 import time
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -15,7 +17,7 @@ from bridge.container import Services
 from bridge.db.models import Server, ServiceUsage
 from bridge.domain.model import AuthMode
 from bridge.domain.states import OrderStatus
-from bridge.errors import NotFoundError
+from bridge.errors import ConfigurationError, NotFoundError
 from bridge.fleet import ServerSpec, save_server
 from bridge.lanes import usage_lane
 from bridge.settings import Settings
@@ -396,3 +398,61 @@ def test_a_reseller_key_falls_back_to_its_own_accounts(
 
     assert stored(services) == {"svc-1": (42, 7)}
     assert usage_calls(sim) == ["/api/v1/usage/", "/api/v1/users/user1/usage"]
+
+
+def unusable_ca_bundle(services: Services, server: Server, tmp_path: Path) -> None:
+    """Point the server at a file that holds no certificate, bypassing `servers
+    edit` (whose save-time checks would refuse it): its client cannot be built."""
+    bundle = tmp_path / "not-a-ca.pem"
+    bundle.write_text("this is not a certificate\n")
+    with services.sessions.begin() as session:
+        session.execute(
+            update(Server).where(Server.id == server.id).values(ca_bundle=str(bundle))
+        )
+
+
+def test_a_client_that_cannot_be_built_ends_the_run(
+    services: Services, server: Server, tmp_path: Path
+) -> None:
+    unusable_ca_bundle(services, server, tmp_path)
+
+    for _ in range(2):  # the second run is refused the same way, not "busy"
+        with pytest.raises(ConfigurationError, match="cannot load ca_bundle"):
+            sync_server(services, "sim", sleep=time.sleep)
+
+    assert begin_run(services, "sim") is not None
+
+
+def test_cli_usage_sync_retried_after_a_configuration_error_reports_it_again(
+    settings: Settings, services: Services, server: Server, tmp_path: Path
+) -> None:
+    unusable_ca_bundle(services, server, tmp_path)
+
+    first = bridge(settings, "usage", "sync", "--server", "sim")
+    retried = bridge(settings, "usage", "sync", "--server", "sim")
+
+    for result in (first, retried):
+        assert "already running" not in result.stderr
+        assert "error: server sim: configuration error: cannot load ca_bundle" in (
+            result.stderr
+        )
+        assert "Traceback" not in result.stderr
+        assert result.returncode == 1
+
+
+def test_cli_usage_sync_json_reports_a_busy_server_after_the_others(
+    settings: Settings,
+    services: Services,
+    accounts: list[str],
+    simulator: SimulatorServer,
+) -> None:
+    register_sim(services, simulator, "healthy")
+    assert begin_run(services, "sim") is not None  # a run holds `sim`
+
+    synced = bridge(settings, "usage", "sync", "--json")
+
+    assert synced.returncode == 1
+    assert json.loads(synced.stdout) == {
+        "servers": {"healthy": 0},
+        "errors": {"sim": "a usage collection for sim is already running"},
+    }
