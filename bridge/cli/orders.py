@@ -80,31 +80,58 @@ def submit(
         msg = "give exactly one of --example or --file"
         raise click.UsageError(msg)
     settings = obj.settings
-    body = example_order() if example else json.loads(path.read_text())  # type: ignore[union-attr]
+    body = example_order() if path is None else _read_order(path)
     raw = json.dumps(body).encode()
     base = api_url or obj.api_url
     secret = settings.intake_secret
     if secret is None:
         msg = "BRIDGE_INTAKE_SECRET is not set"
         raise click.UsageError(msg)
-    with httpx.Client(base_url=base, timeout=30) as http:
-        response = http.post(
-            "/v1/orders",
-            content=raw,
-            headers=_signed(secret.get_secret_value(), "POST", "/v1/orders", raw),
+    try:
+        with httpx.Client(base_url=base, timeout=30) as http:
+            order = _post(http, secret.get_secret_value(), raw)
+            click.echo(
+                f"order {order['order_id']} accepted: {order['id']} ({order['status']})"
+            )
+            if wait:
+                order = _watch(http, secret.get_secret_value(), order, timeout)
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        # Connection refused, a bad URL, a timeout: one line, not a traceback.
+        msg = (
+            f"cannot reach the intake API at {base}: "
+            f"{str(exc) or type(exc).__name__}; is `bridge run` running?"
         )
-        if response.status_code not in (200, 202):
-            msg = f"intake answered {response.status_code}: {response.text}"
-            raise click.ClickException(msg)
-        order = response.json()["order"]
-        click.echo(
-            f"order {order['order_id']} accepted: {order['id']} ({order['status']})"
-        )
-        if wait:
-            order = _watch(http, secret.get_secret_value(), order, timeout)
+        raise click.ClickException(msg) from None
     emit_json({"order": order})
     if order["status"] != "completed" and wait:
         raise SystemExit(1)
+
+
+def _read_order(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        msg = f"{path} is not valid JSON: {exc}"
+        raise click.BadParameter(msg, param_hint="--file") from None
+
+
+def _post(http: httpx.Client, secret: str, raw: bytes) -> dict[str, Any]:
+    """POST the order; the order view the intake answered."""
+    response = http.post(
+        "/v1/orders",
+        content=raw,
+        headers=_signed(secret, "POST", "/v1/orders", raw),
+    )
+    return _order(response, (200, 202))
+
+
+def _order(response: httpx.Response, ok: tuple[int, ...]) -> dict[str, Any]:
+    """The order view of an intake answer; any other answer is one clear line."""
+    if response.status_code not in ok:
+        msg = f"intake answered {response.status_code}: {response.text}"
+        raise click.ClickException(msg)
+    order: dict[str, Any] = response.json()["order"]
+    return order
 
 
 def _signed(secret: str, method: str, target: str, body: bytes) -> dict[str, str]:
@@ -124,9 +151,9 @@ def _watch(
     last = ""
     while order["status"] not in _FINAL and time.monotonic() < deadline:
         time.sleep(0.5)
-        order = http.get(target, headers=_signed(secret, "GET", target, b"")).json()[
-            "order"
-        ]
+        order = _order(
+            http.get(target, headers=_signed(secret, "GET", target, b"")), (200,)
+        )
         line = " ".join(f"{s['kind']}={s['status']}" for s in order["steps"])
         if line != last:
             click.echo(f"  {order['status']}: {line}")
@@ -203,7 +230,8 @@ def watch(obj: CliContext, order_ref: str, timeout: float, as_json: bool) -> Non
             f"{s['kind']}={s['status']}" for s in view["steps"]
         )
         if line != last:
-            click.echo(f"  {line}")
+            # With --json, stdout carries the JSON alone: progress goes to stderr.
+            click.echo(f"  {line}", err=as_json)
             last = line
         if view["status"] in _FINAL or time.monotonic() >= deadline:
             break

@@ -260,6 +260,8 @@ def purge_cmd(obj: CliContext, older_than: str, yes: bool, as_json: bool) -> Non
         click.confirm(
             f"wipe the data of orders finished before {cutoff.isoformat()}?",
             abort=True,
+            # A prompt is not output: stdout carries the result (JSON with --json).
+            err=True,
         )
     result = purge_orders(obj.services, cutoff, cli_actor())
     if as_json:
