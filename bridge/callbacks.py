@@ -25,18 +25,9 @@ from bridge.domain.model import CallbackStatus
 from bridge.domain.retry_policy import RetryPolicy
 from bridge.domain.states import OrderStatus
 from bridge.queue import DELIVER_CALLBACK_TASK, enqueue_after_commit
-from bridge.settings import Settings
+from bridge.settings import Settings, origin_of
 
 log = structlog.get_logger(__name__)
-
-
-def origin_of(url: str) -> str:
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    host = (parts.hostname or "").lower()
-    default = {"http": 80, "https": 443}.get(scheme)
-    port = parts.port if parts.port is not None else default
-    return f"{scheme}://{host}:{port}"
 
 
 def allowed_origins(settings: Settings) -> set[str]:

@@ -6,14 +6,15 @@ turns a validation failure into one `ConfigurationError` line naming the variabl
 
 import base64
 import json
+import logging
 import os
 import secrets
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bridge.errors import ConfigurationError
@@ -38,6 +39,44 @@ class PlacementPolicy(StrEnum):
 
 
 CommaList = Annotated[tuple[str, ...], NoDecode]
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_REDIS_SCHEMES = ("redis", "rediss", "unix")
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def origin_of(url: str) -> str:
+    """`scheme://host:port` of an http(s) URL, lower case, the port made explicit.
+
+    Raises ValueError when the URL's port is not a number in range.
+    """
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    port = parts.port if parts.port is not None else _DEFAULT_PORTS.get(scheme)
+    return f"{scheme}://{host}:{port}"
+
+
+def _check_http_url(value: str) -> None:
+    """Raise ValueError unless `value` is an http(s) URL with a host and valid port."""
+    parts = urlsplit(value)
+    if parts.scheme.lower() not in _DEFAULT_PORTS:
+        msg = "must start with http:// or https://"
+        raise ValueError(msg)
+    if not parts.hostname:
+        msg = "has no host"
+        raise ValueError(msg)
+    _check_port(parts)
+
+
+def _check_port(parts: SplitResult) -> None:
+    try:
+        port = parts.port
+    except ValueError:  # not a number, or above 65535
+        port = 0
+    if port == 0:  # urlsplit accepts 0; nothing listens there
+        msg = "the port must be a number from 1 to 65535"
+        raise ValueError(msg)
 
 
 class Settings(BaseSettings):
@@ -157,13 +196,81 @@ class Settings(BaseSettings):
 
     @field_validator("billing_callback_url")
     @classmethod
-    def _no_credentials_in_callback_url(cls, value: str | None) -> str | None:
+    def _check_billing_callback_url(cls, value: str | None) -> str | None:
+        # Checked here, not per order: a URL the bridge cannot call made every
+        # order that relies on it fail (a 500 on a bad port, a 422 without scheme).
+        if not value:
+            return value
         # Every order stores its callback URL and the admin API shows it to any
         # token holder; callbacks are HMAC-signed, so no URL credentials needed.
-        if value and "@" in urlsplit(value).netloc:
+        if "@" in urlsplit(value).netloc:
             msg = "credentials (user:password@) are not allowed in the URL"
             raise ValueError(msg)
+        _check_http_url(value)
         return value
+
+    @field_validator("callback_allowed_origins")
+    @classmethod
+    def _check_origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        want = "want scheme://host[:port]"
+        for entry in value:
+            parts = urlsplit(entry)
+            if "@" in parts.netloc:  # not echoed: it would print the password
+                msg = f"an entry has credentials (user:password@); {want}"
+                raise ValueError(msg)
+            if parts.path not in ("", "/") or parts.query or parts.fragment:
+                msg = f"{entry!r} is not an origin ({want})"
+                raise ValueError(msg)
+            try:
+                _check_http_url(entry)
+            except ValueError as exc:
+                msg = f"{entry!r} {exc} ({want})"
+                raise ValueError(msg) from None
+        return value
+
+    @model_validator(mode="after")
+    def _billing_callback_is_allowed(self) -> "Settings":
+        url = self.billing_callback_url
+        if not url or not self.callback_allowed_origins:
+            return self
+        origin = origin_of(url)
+        if origin not in {origin_of(o) for o in self.callback_allowed_origins}:
+            # No field location from a model validator: the message names the
+            # variable itself (load_settings prints it as is).
+            msg = (
+                f"{ENV_PREFIX}BILLING_CALLBACK_URL: its origin {origin} is not in "
+                f"{ENV_PREFIX}CALLBACK_ALLOWED_ORIGINS"
+            )
+            raise ValueError(msg)
+        return self
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme.lower() not in _REDIS_SCHEMES:
+            msg = "must start with redis://, rediss:// or unix://"
+            raise ValueError(msg)
+        if parts.scheme.lower() != "unix":
+            _check_port(parts)
+            db = parts.path.lstrip("/")
+            if db and not db.isdigit():
+                msg = f"the database must be a number (/{db})"
+                raise ValueError(msg)
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_log_level(cls, value: str) -> str:
+        # configure_logging upper-cases it; the stdlib aliases (WARN, FATAL,
+        # NOTSET) worked before, so they still do.
+        level = value.upper()
+        if level not in logging.getLevelNamesMapping():
+            msg = f"must be one of {', '.join(_LOG_LEVELS)}"
+            raise ValueError(msg)
+        return level
 
     @field_validator("database_url")
     @classmethod
@@ -226,9 +333,12 @@ def load_settings(**overrides: Any) -> tuple[Settings, list[str]]:
         settings = Settings(**overrides)
     except ValidationError as exc:
         first = exc.errors()[0]
-        name = ENV_PREFIX + "_".join(str(p) for p in first["loc"]).upper()
-        msg = f"{name}: {first['msg']}"
-        raise ConfigurationError(msg) from None
+        reason = first["msg"].removeprefix("Value error, ")
+        if first["loc"]:
+            name = ENV_PREFIX + "_".join(str(p) for p in first["loc"]).upper()
+            reason = f"{name}: {reason}"
+        # else a check across variables, whose message names them itself
+        raise ConfigurationError(reason) from None
     missing = [n for n in _REQUIRED_SECRETS if getattr(settings, n) is None]
     if not missing:
         return settings, []

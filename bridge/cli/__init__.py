@@ -78,17 +78,18 @@ def version() -> None:
 def run(args: Sequence[str] | None = None) -> int:
     """Run the CLI on `args` (default: sys.argv) and return its exit code.
 
-    A configuration error is one line and 2; an interrupt 130; a usage error
-    click's own code; any other BridgeError its message and 1. Commands that
-    end with `raise SystemExit(n)` propagate it (main() exits with it anyway).
+    A configuration error is one line and 2; an interrupt 130; a declined
+    confirmation "aborted" and 1; a usage error click's own code; any other
+    BridgeError its message and 1. Commands that end with `raise SystemExit(n)`
+    propagate it (main() exits with it anyway).
     """
     try:
         code = cli.main(args=args, prog_name="bridge", standalone_mode=False)
     except ConfigurationError as exc:
         click.echo(f"configuration error: {exc}", err=True)
         return 2
-    except click.exceptions.Abort:
-        return 130
+    except (click.exceptions.Abort, KeyboardInterrupt) as exc:
+        return _stopped(exc)
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
@@ -98,6 +99,20 @@ def run(args: Sequence[str] | None = None) -> int:
     # Without standalone mode click returns a command's value, or the code of a
     # `ctx.exit(n)` (an int): only the latter is an exit status.
     return code if isinstance(code, int) else 0
+
+
+def _stopped(exc: BaseException) -> int:
+    """130 for an interrupt (^C); "aborted" and 1 for a declined confirmation.
+
+    click turns ^C into an Abort too, keeping the interrupt as its cause or
+    context; a "no" at a prompt, or no answer (EOF), is a plain Abort.
+    """
+    if isinstance(exc, KeyboardInterrupt) or isinstance(
+        exc.__cause__ or exc.__context__, KeyboardInterrupt
+    ):
+        return 130
+    click.echo("aborted", err=True)
+    return 1
 
 
 def main() -> None:

@@ -28,6 +28,20 @@ def _operator() -> str:
         return "cli"
 
 
+# The sweeps subtract the grace period from --today: a day near year 1 made that
+# overflow (a traceback); no billing record is older than the epoch.
+_FIRST_DAY = date(1970, 1, 1)
+
+
+def _check_today(
+    ctx: click.Context, param: click.Parameter, value: datetime | None
+) -> datetime | None:
+    if value is not None and value.date() < _FIRST_DAY:
+        msg = f"{value.date()} is before {_FIRST_DAY}"
+        raise click.BadParameter(msg, ctx, param)
+    return value
+
+
 def _report_json(report: SweepReport) -> dict[str, Any]:
     return {
         "kind": report.kind,
@@ -97,7 +111,8 @@ def _sweep_command(kind: SweepKind, summary: str) -> click.Command:
         "--today",
         type=click.DateTime(formats=["%Y-%m-%d"]),
         default=None,
-        help="Run as of this UTC day (default: today).",
+        callback=_check_today,
+        help=f"Run as of this UTC day, {_FIRST_DAY} or later (default: today).",
     )
     @click.option(
         "--operator",
