@@ -23,13 +23,16 @@ import redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bridge import audit
 from bridge.cli.context import CliContext
+from bridge.cli.operator import cli_actor
 from bridge.cli.runtime import RunInfo, remove_run_info, write_run_info
 from bridge.crypto import SecretBox
 from bridge.db import migrate
 from bridge.db.models import Server
+from bridge.db.servers import find_server_by_name
 from bridge.db.session import make_engine
-from bridge.domain.model import AuthMode
+from bridge.domain.model import AuthMode, ServerState
 from bridge.fleet import ServerSpec, save_server
 
 DEMO_SERVER = "demo"
@@ -139,7 +142,12 @@ def stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
 
 
 @click.command()
-@click.option("--port", type=int, default=None, help="API port (default 8000).")
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="API port (default 8000).",
+)
 @click.option(
     "--concurrency",
     type=int,
@@ -148,7 +156,7 @@ def stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
 )
 @click.option(
     "--demo-port",
-    type=int,
+    type=click.IntRange(1, 65535),
     default=DEMO_PORT,
     show_default=True,
     help="Port of the demo panel (a free one if taken).",
@@ -166,6 +174,8 @@ def run(
             f"on {settings.var_dir}"
         )
         raise click.ClickException(msg)
+    api_port = port or settings.api_port
+    _check_port_free(settings.api_host, api_port)
     # Explicit, because a shell starts background jobs with SIGINT ignored and
     # Python then keeps it ignored: Ctrl-C and SIGTERM both mean "stop all".
     signal.signal(signal.SIGINT, _raise_interrupt)
@@ -180,7 +190,6 @@ def run(
     env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir))
     procs: list[subprocess.Popen[bytes]] = []
     redis_procs: list[subprocess.Popen[bytes]] = []
-    api_port = port or settings.api_port
     try:
         embedded_url = None
         if settings.redis_url is None:
@@ -215,6 +224,33 @@ def run(
         click.echo("stopped")
 
 
+def _check_port_free(host: str, port: int) -> None:
+    """Fail before anything starts (or is announced) when the API could not
+    listen on host:port. Bound as uvicorn binds (SO_REUSEADDR), so a port left
+    in TIME_WAIT by a previous run is not refused; a listener on it is.
+
+    Raises ClickException (one line, exit 1).
+    """
+    try:
+        infos = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except (socket.gaierror, UnicodeError) as exc:
+        msg = f"API address {host}:{port}: {exc}"
+        raise click.ClickException(msg) from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            msg = (
+                f"API port {port} on {host} is not available ({exc.strerror}): "
+                "stop what uses it, or choose another with --port or BRIDGE_API_PORT"
+            )
+            raise click.ClickException(msg) from None
+
+
 def _free_port(wanted: int = 0) -> int:
     """`wanted` if it is free on loopback, else any free port."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -233,27 +269,12 @@ def _start_demo_panel_if_needed(
     settings = obj.settings
     if settings.secret_key is None:
         return None
-    engine = make_engine(env["BRIDGE_DATABASE_URL"])
-    try:
-        with Session(engine) as session, session.begin():
-            others = session.scalars(select(Server).where(Server.name != DEMO_SERVER))
-            if others.first() is not None:
-                return None
-            port = _free_port(wanted_port)
-            api_key = "wsp_" + secrets.token_hex(24)
-            save_server(
-                session,
-                SecretBox(settings.secret_key),
-                ServerSpec(
-                    name=DEMO_SERVER,
-                    base_url=f"http://127.0.0.1:{port}",
-                    auth_mode=AuthMode.API_KEY,
-                    api_key=api_key,
-                    rate_limit_per_min=60,
-                ),
-            )
-    finally:
-        engine.dispose()
+    demo = register_demo_server(
+        env["BRIDGE_DATABASE_URL"], SecretBox(settings.secret_key), wanted_port
+    )
+    if demo is None:
+        return None
+    port, api_key = demo
     args = ["simulator", "--port", str(port), "--ssl-delay", "3"]
     # The key goes in the environment, not argv: any local user can read argv.
     child_env = {**env, "PYTHONUNBUFFERED": "1", "WISPANEL_SIM_API_KEY": api_key}
@@ -262,6 +283,69 @@ def _start_demo_panel_if_needed(
         f"demo panel (simulator) at http://127.0.0.1:{port} as server '{DEMO_SERVER}'"
     )
     return proc
+
+
+def register_demo_server(
+    database_url: str, box: SecretBox, wanted_port: int
+) -> tuple[int, str] | None:
+    """Register (or re-key) server `demo` on a free port and return the port
+    and API key for its simulator; None when another server is registered.
+
+    Then no simulator is started, so a `demo` left from an earlier run would be
+    a dead panel that placement may still choose: it is disabled (said in one
+    line). Disabled, not draining, even with services on it: the simulator kept
+    its accounts in memory only, so they are gone either way, and a draining
+    server would still be polled for usage and packages. It becomes active
+    again if it is ever the only server at a start.
+    """
+    engine = make_engine(database_url)
+    try:
+        with Session(engine) as session, session.begin():
+            others = session.scalars(select(Server).where(Server.name != DEMO_SERVER))
+            if others.first() is not None:
+                _disable_demo_server(session)
+                return None
+            port = _free_port(wanted_port)
+            api_key = "wsp_" + secrets.token_hex(24)
+            save_server(
+                session,
+                box,
+                ServerSpec(
+                    name=DEMO_SERVER,
+                    base_url=f"http://127.0.0.1:{port}",
+                    auth_mode=AuthMode.API_KEY,
+                    api_key=api_key,
+                    rate_limit_per_min=60,
+                ),
+            )
+            return port, api_key
+    finally:
+        engine.dispose()
+
+
+def _disable_demo_server(session: Session) -> None:
+    demo = find_server_by_name(session, DEMO_SERVER)
+    if demo is None or demo.state is ServerState.DISABLED:
+        return
+    before = demo.state
+    demo.state = ServerState.DISABLED
+    audit.record(
+        session,
+        actor=cli_actor(),
+        action="server_edited",
+        before=before.value,
+        after=demo.state.value,
+        detail={
+            "server": DEMO_SERVER,
+            "changed": {"state": [before.value, demo.state.value]},
+            "reason": "another server is registered: the demo panel is not started",
+        },
+    )
+    click.echo(
+        f"warning: other servers are registered, so the demo panel is not started; "
+        f"server '{DEMO_SERVER}' set to disabled",
+        err=True,
+    )
 
 
 def _wait_for_exit(procs: list[subprocess.Popen[bytes]]) -> None:

@@ -1,6 +1,8 @@
 """The `make run` path: `bridge run` on embedded defaults, a second terminal, Ctrl-C."""
 
 import json
+import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -87,6 +89,24 @@ def test_without_a_running_bridge_the_error_names_the_variable(
     done = _bridge(env, "orders", "retry", "nothing")
     assert done.returncode == 2
     assert "BRIDGE_REDIS_URL: not set, and no `bridge run` is running" in done.stderr
+
+
+def test_bridge_run_on_a_port_in_use_says_so_and_starts_nothing(
+    tmp_path: Path,
+) -> None:
+    # It printed "bridge running: API …" before uvicorn failed to bind.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BRIDGE_")}
+    env["BRIDGE_VAR_DIR"] = str(tmp_path / "var")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = _bridge(env, "run", "--port", str(port))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"API port {port} on 127.0.0.1 is not available" in done.stderr
+    assert "bridge running" not in done.stdout
+    assert "embedded Redis" not in done.stdout
+    assert not (tmp_path / "var" / "run.json").exists()
 
 
 def _command_lines() -> list[str]:
