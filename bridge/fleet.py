@@ -1,12 +1,15 @@
 """The server registry: register/edit servers (credentials encrypted) and the
 per-process `PanelRegistry` that hands out one long-lived PanelClient per server."""
 
+import re
+import ssl
 import threading
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import redis
 import structlog
@@ -27,6 +30,19 @@ from bridge.panel.auth import totp_secret_problem
 from bridge.ratelimit import RedisRateLimiter
 
 log = structlog.get_logger(__name__)
+
+# The registry's limits, shared by the CLI, the admin API's schema
+# (bridge.api.admin_schemas) and save_server, which checks them for both.
+SERVER_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"  # the column is 64
+URL_MAX_LENGTH = 512  # the column
+RATE_LIMIT_MIN = 1  # 0 would make every call of the server a ConfigurationError
+RATE_LIMIT_MAX = 100_000
+CAPACITY_MIN = 0  # None is "no limit of our own"; a negative one read as unlimited
+CAPACITY_MAX = 2**31 - 1  # the column is a 32-bit INTEGER
+SERVER_NAME_RULE = (
+    "1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+)
+_SERVER_NAME = re.compile(SERVER_NAME_PATTERN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,13 +135,78 @@ def check_route_overrides(
     return stored
 
 
+def url_problem(url: str) -> str | None:
+    """Why `url` cannot be a panel's base URL, or None.
+
+    An http(s) URL with a host and a valid port, no credentials (they would be
+    shown by `servers list`), and no whitespace or control characters (urlsplit
+    silently drops some and keeps others in the host).
+    """
+    if len(url) > URL_MAX_LENGTH:
+        return f"at most {URL_MAX_LENGTH} characters"
+    if any(c.isspace() or not c.isprintable() for c in url):
+        return "must not contain spaces or control characters"
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return "expected an http:// or https:// URL with a host"
+    try:
+        parts.port  # noqa: B018 - urlsplit checks the port only when asked
+    except ValueError:
+        return "invalid port"
+    if parts.username is not None or parts.password is not None:
+        return "credentials (user:password@) are not allowed in the URL"
+    return None
+
+
+def ca_bundle_problem(path: str) -> str | None:
+    """Why `path` cannot serve as the server's CA bundle, or None: it must load
+    as one, as the panel client will load it (bridge.panel.tls)."""
+    try:
+        ssl.create_default_context(cafile=path)
+    except ssl.SSLError as exc:
+        return f"{path} is not a PEM CA bundle ({exc.reason or exc})"
+    except OSError as exc:
+        return f"{path}: {exc.strerror or exc}"
+    return None
+
+
+def check_spec(spec: ServerSpec) -> None:
+    """Refuse what the admin API's schema refuses, for every caller (the CLI,
+    the importer and `bridge run` too): a server no order can use is refused
+    when saved. (save_server checks the name of a new server.)
+
+    Raises InvalidOrderError naming the field (the API's 422).
+    """
+    problem = url_problem(spec.base_url)
+    if problem is not None:
+        raise InvalidOrderError("url", problem)
+    if not RATE_LIMIT_MIN <= spec.rate_limit_per_min <= RATE_LIMIT_MAX:
+        reason = f"requests per minute from {RATE_LIMIT_MIN} to {RATE_LIMIT_MAX}"
+        raise InvalidOrderError("rate_limit_per_min", reason)
+    if spec.capacity is not None and not CAPACITY_MIN <= spec.capacity <= CAPACITY_MAX:
+        reason = f"from {CAPACITY_MIN} to {CAPACITY_MAX} accounts, or none"
+        raise InvalidOrderError("capacity", reason)
+
+
 def save_server(session: Session, box: SecretBox, spec: ServerSpec) -> Server:
-    """Insert or update the server named `spec.name`; credentials stored encrypted."""
-    if not spec.base_url.startswith(("http://", "https://")):
-        raise InvalidOrderError("url", "must start with http:// or https://")
+    """Insert or update the server named `spec.name`; credentials stored encrypted.
+
+    Raises InvalidOrderError naming the field; nothing is changed then.
+    """
+    check_spec(spec)
     credentials = spec.credentials()
     routes = check_route_overrides(spec.route_overrides)
     server = find_server_by_name(session, spec.name)
+    # Only a new name: one stored before this check cannot be renamed, and must
+    # stay editable (to disable it) by the CLI.
+    if server is None and not _SERVER_NAME.fullmatch(spec.name):
+        raise InvalidOrderError("name", SERVER_NAME_RULE)
+    # A new bundle is loaded now, not on the server's first order; a stored one
+    # is not re-read on every edit (a vanished file is the probe's to report).
+    if spec.ca_bundle and (server is None or server.ca_bundle != spec.ca_bundle):
+        problem = ca_bundle_problem(spec.ca_bundle)
+        if problem is not None:
+            raise InvalidOrderError("ca_bundle", problem)
     if server is None:
         server = Server(name=spec.name)
         session.add(server)

@@ -21,6 +21,13 @@ from bridge.api.admin_servers_schemas import (
 )
 from bridge.api.schemas import HttpUrlText
 from bridge.domain.model import ServerState
+from bridge.fleet import (
+    CAPACITY_MAX,
+    CAPACITY_MIN,
+    RATE_LIMIT_MAX,
+    RATE_LIMIT_MIN,
+    URL_MAX_LENGTH,
+)
 from bridge.ops import ServerChanges
 from bridge.ops.servers import CLEARABLE
 
@@ -39,7 +46,7 @@ class ServerIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    url: Annotated[HttpUrlText, Field(max_length=512)] | None = None
+    url: Annotated[HttpUrlText, Field(max_length=URL_MAX_LENGTH)] | None = None
     api_key: SecretStr | None = None
     username: str | None = Field(default=None, min_length=1, max_length=128)
     password: SecretStr | None = None
@@ -47,13 +54,12 @@ class ServerIn(BaseModel):
     force_login: StrictBool | None = None
     rate_limit_per_min: StrictInt | None = Field(
         default=None,
-        ge=1,
-        le=100_000,
+        ge=RATE_LIMIT_MIN,
+        le=RATE_LIMIT_MAX,
         validation_alias=AliasChoices("rate_limit_per_min", "limit"),
     )
     group: str | None = Field(default=None, min_length=1, max_length=64)
-    # The column is a 32-bit INTEGER.
-    capacity: StrictInt | None = Field(default=None, ge=0, le=2**31 - 1)
+    capacity: StrictInt | None = Field(default=None, ge=CAPACITY_MIN, le=CAPACITY_MAX)
     ca_bundle: str | None = Field(default=None, max_length=1024)
     tls_fingerprint: str | None = Field(default=None, max_length=128)
     state: ServerState | None = None

@@ -14,6 +14,7 @@ from bridge.api.admin_schemas import ServerIn
 from bridge.api.edge import ErrorOut
 from bridge.db.servers import get_server_by_name
 from bridge.errors import RateLimitedError
+from bridge.fleet import SERVER_NAME_PATTERN
 from bridge.ops import (
     drain_server,
     list_servers,
@@ -30,7 +31,7 @@ router = APIRouter(prefix="/servers", route_class=AdminRoute)
 MAX_BUDGET_WAIT_SECONDS = 2.0
 
 ServerName = Annotated[
-    str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", description="Server name")
+    str, Path(pattern=SERVER_NAME_PATTERN, description="Server name")
 ]
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorOut, "description": "No such server"}

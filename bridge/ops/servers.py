@@ -22,7 +22,7 @@ from bridge.errors import ConfigurationError, InvalidOrderError
 from bridge.fleet import ServerSpec, describe_server, save_server
 from bridge.ops.errors import OperationRefusedError
 from bridge.panel.tls import normalise_fingerprint
-from bridge.webhook_subscriptions import sync_subscription, unsubscribe
+from bridge.webhook_subscriptions import Sleep, sync_subscription, unsubscribe
 
 # Fields an edit may set back to "none" (unlimited capacity, system trust, the
 # contract's routes).
@@ -223,11 +223,17 @@ def _save(
     return after, existing is None
 
 
-def add_server(services: Services, spec: ServerSpec, actor: str) -> dict[str, Any]:
-    """Register server `spec.name`, or replace it wholesale (`servers add`)."""
+def add_server(
+    services: Services, spec: ServerSpec, actor: str, *, sleep: Sleep | None = None
+) -> dict[str, Any]:
+    """Register server `spec.name`, or replace it wholesale (`servers add`).
+
+    `sleep` (as in the other functions here) lets the webhook (un)subscription
+    wait for the shared budget; without it a budget wait is reported.
+    """
     with services.sessions.begin() as session:
         _save(services, session, spec, actor, credentials_changed=True)
-    return _with_webhook(services, spec.name, actor)
+    return _with_webhook(services, spec.name, actor, sleep)
 
 
 def put_server(
@@ -248,29 +254,41 @@ def put_server(
 
 
 def edit_server(
-    services: Services, name: str, changes: ServerChanges, actor: str
+    services: Services,
+    name: str,
+    changes: ServerChanges,
+    actor: str,
+    *,
+    sleep: Sleep | None = None,
 ) -> dict[str, Any]:
     """Edit only the given fields of server `name`. Raises NotFoundError."""
     with services.sessions.begin() as session:
         spec = _merged(get_server_by_name(session, name), services.box, changes)
         _save(services, session, spec, actor, changes.has_credentials)
-    return _with_webhook(services, name, actor)
+    return _with_webhook(services, name, actor, sleep)
 
 
-def _with_webhook(services: Services, name: str, actor: str) -> dict[str, Any]:
+def _with_webhook(
+    services: Services, name: str, actor: str, sleep: Sleep | None = None
+) -> dict[str, Any]:
     """Bring the panel subscription in line with the server's setting; the view
     after it, with what happened under `webhook`."""
-    webhook = sync_subscription(services, name, actor=actor)
+    webhook = sync_subscription(services, name, actor=actor, sleep=sleep)
     with services.sessions() as session:
         return server_detail(get_server_by_name(session, name)) | {"webhook": webhook}
 
 
-def drain_server(services: Services, name: str, actor: str) -> dict[str, Any]:
+def drain_server(
+    services: Services, name: str, actor: str, *, sleep: Sleep | None = None
+) -> dict[str, Any]:
     """No new accounts on `name`; its existing accounts are still managed."""
-    return edit_server(services, name, ServerChanges(state=ServerState.DRAINING), actor)
+    changes = ServerChanges(state=ServerState.DRAINING)
+    return edit_server(services, name, changes, actor, sleep=sleep)
 
 
-def remove_server(services: Services, name: str, actor: str) -> str | None:
+def remove_server(
+    services: Services, name: str, actor: str, *, sleep: Sleep | None = None
+) -> str | None:
     """Delete server `name` if nothing refers to it; a warning for the operator
     when the panel kept the bridge's webhook subscription, else None.
 
@@ -284,7 +302,9 @@ def remove_server(services: Services, name: str, actor: str) -> str | None:
         _refuse_if_used(session, get_server_by_name(session, name))
         subscribed = get_server_by_name(session, name).webhook_id is not None
     # Unsubscribe first: a removed server must not keep receiving events.
-    webhook = unsubscribe(services, name, actor=actor) if subscribed else None
+    webhook = (
+        unsubscribe(services, name, actor=actor, sleep=sleep) if subscribed else None
+    )
     with services.sessions.begin() as session:
         server = get_server_by_name(session, name)
         _refuse_if_used(session, server)

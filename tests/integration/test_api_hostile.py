@@ -359,7 +359,10 @@ def test_the_largest_page_still_answers(api: httpx.Client) -> None:
     ("field", "value"),
     [
         ("capacity", 2**31),
+        ("capacity", -5),
         ("capacity", True),
+        ("rate_limit_per_min", 0),
+        ("rate_limit_per_min", 100_001),
         ("rate_limit_per_min", "60"),
         ("force_login", "yes"),
         ("webhooks", "yes"),
@@ -376,6 +379,35 @@ def test_out_of_range_or_loose_server_fields_are_422(
     assert response.status_code == 422, response.text
     assert response.json()["detail"][0]["loc"][:2] == ["body", field]
     assert row_counts(services)["servers"] == 0
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        ("url", "http://a b", "spaces"),
+        ("url", "http://panel.example/\tx", "control characters"),
+        ("ca_bundle", "/etc/passwd", "not a PEM CA bundle"),
+        ("ca_bundle", "/no/such/ca.pem", "no such file"),
+    ],
+)
+def test_a_server_url_or_ca_bundle_the_client_cannot_use_is_422(
+    api: httpx.Client,
+    services: Services,
+    server: Server,
+    field: str,
+    value: str,
+    reason: str,
+) -> None:
+    # Checked by save_server, shared with the CLI: the schema let "http://a b"
+    # through (urlsplit takes "a b" for a host) and any existing file as a bundle.
+    before, stored = row_counts(services), stored_server(services, "sim")
+    body = {"url": "http://panel.example", "api_key": "k", field: value}
+    added = api.put("/v1/admin/servers/new", json=body, headers=ADMIN)
+    assert_refused(added, field, reason)
+    edited = api.put("/v1/admin/servers/sim", json={field: value}, headers=ADMIN)
+    assert_refused(edited, field, reason)
+    assert row_counts(services) == before
+    assert stored_server(services, "sim") == stored
 
 
 @pytest.mark.parametrize("value", ["60", 60.0, True])

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, select, text, update
 
 from bridge.container import Services, build_services
 from bridge.db import orders as orders_db
@@ -468,9 +468,14 @@ def test_server_edits_merge_credentials_and_tls_options(
     assert (view["tls_fingerprint"], view["ca_bundle"]) == (pin, None)
     bundle = tmp_path / "not-a-cert.pem"
     bundle.write_text("not a certificate\n")
-    view = edit_server(services, "sim", ServerChanges(ca_bundle=str(bundle)), OPS)
-    assert (view["tls_fingerprint"], view["ca_bundle"]) == (None, str(bundle))
-    # An unreadable bundle is a failed test with the reason, not a crash.
+    with pytest.raises(InvalidOrderError, match=r"ca_bundle: .* not a PEM CA bundle"):
+        edit_server(services, "sim", ServerChanges(ca_bundle=str(bundle)), OPS)
+    # A stored bundle that stopped loading (edited on disk since) is a failed
+    # test with the reason, not a crash.
+    with services.sessions.begin() as session:
+        session.execute(
+            update(Server).values(ca_bundle=str(bundle), tls_fingerprint=None)
+        )
     report = probe_server(services, "sim", OPS)
     assert report["ok"] is False
     assert "ca_bundle" in (report["error"] or "")

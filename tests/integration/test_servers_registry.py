@@ -3,14 +3,29 @@
 when the panel keeps the subscription."""
 
 import dataclasses
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from sqlalchemy import select
 
 from bridge.container import Services
 from bridge.db.models import Server
-from bridge.ops import ServerChanges, edit_server
+from bridge.domain.model import AuthMode
+from bridge.errors import InvalidOrderError
+from bridge.fleet import (
+    CAPACITY_MAX,
+    RATE_LIMIT_MAX,
+    ServerSpec,
+    save_server,
+)
+from bridge.ops import ServerChanges, edit_server, server_detail
 from bridge.settings import Settings
 from bridge.simulator import SimulatorServer
 from tests.cli_runner import as_json, bridge
@@ -178,6 +193,146 @@ def test_admin_api_creates_a_server_with_route_overrides(
     }
 
 
+# --- the registry's limits, from the CLI and save_server ---
+
+
+def registry(services: Services) -> list[dict[str, Any]]:
+    """Every stored server as `servers show` sees it, credentials sealed."""
+    with services.sessions() as session:
+        rows = session.scalars(select(Server).order_by(Server.name))
+        return [server_detail(row) | {"sealed": row.credentials} for row in rows]
+
+
+def self_signed_pem(path: Path) -> Path:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "panel.test")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "complaint"),
+    [
+        (["--limit", "0"], 2, "--limit"),
+        (["--limit", "99999999999"], 2, "--limit"),
+        (["--capacity", "-5"], 2, "--capacity"),
+        (["--capacity", "99999999999999999999"], 2, "--capacity"),
+        (["--ca-bundle", "/etc/passwd"], 2, "not a PEM CA bundle"),
+        (["--url", "http://"], 1, "url: expected an http:// or https:// URL"),
+        (["--url", "http://a b"], 1, "url: must not contain spaces"),
+    ],
+)
+def test_cli_add_and_edit_refuse_what_the_api_refuses_and_save_nothing(
+    settings: Settings,
+    services: Services,
+    server: Server,
+    args: list[str],
+    code: int,
+    complaint: str,
+) -> None:
+    # Each was saved: a 0 limit made every order of the server loop on
+    # ConfigurationError, a negative capacity read as unlimited, 2**64 was an
+    # OverflowError traceback, and "http://a b" a host no order could reach.
+    before = registry(services)
+    key = ["--api-key", "wsp_x"]
+    url = [] if "--url" in args else ["--url", "http://127.0.0.1:9/"]
+    added = bridge(settings, "servers", "add", "t0", *url, *key, *args)
+    edited = bridge(settings, "servers", "edit", "sim", *args)
+
+    for result in (added, edited):
+        assert result.returncode == code, result
+        assert complaint in result.stderr
+        assert "Traceback" not in result.stderr
+    assert registry(services) == before
+
+
+def test_cli_add_refuses_a_name_the_admin_api_could_not_manage(
+    settings: Settings, services: Services
+) -> None:
+    url, key = ["--url", "http://127.0.0.1:9/"], ["--api-key", "wsp_x"]
+    for name in ("bad name", "_under", "n" * 65, "ok\n"):
+        added = bridge(settings, "servers", "add", name, *url, *key)
+        assert added.returncode == 1, added
+        assert "name: 1-64 letters, digits" in added.stderr
+    assert registry(services) == []
+
+
+def test_cli_saves_the_limits_at_their_bounds_and_a_real_ca_bundle(
+    settings: Settings, services: Services, server: Server, tmp_path: Path
+) -> None:
+    bundle = self_signed_pem(tmp_path / "ca.pem")
+    added = bridge(
+        settings,
+        "servers",
+        "add",
+        "t0",
+        "--url",
+        "http://127.0.0.1:9/",
+        "--api-key",
+        "wsp_x",
+        "--limit",
+        str(RATE_LIMIT_MAX),
+        "--capacity",
+        "0",
+        "--ca-bundle",
+        str(bundle),
+    )
+    assert added.returncode == 0, added.stderr
+    edited = bridge(settings, "servers", "edit", "sim", "--capacity", str(CAPACITY_MAX))
+    assert edited.returncode == 0, edited.stderr
+    t0, sim = shown(settings, "t0"), shown(settings)
+    assert (t0["rate_limit_per_min"], t0["capacity"]) == (RATE_LIMIT_MAX, 0)
+    assert t0["ca_bundle"] == str(bundle)
+    assert sim["capacity"] == CAPACITY_MAX
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"rate_limit_per_min": 0}, "rate_limit_per_min"),
+        ({"rate_limit_per_min": RATE_LIMIT_MAX + 1}, "rate_limit_per_min"),
+        ({"capacity": -5}, "capacity"),
+        ({"capacity": CAPACITY_MAX + 1}, "capacity"),
+        ({"base_url": "http://"}, "url"),
+        ({"base_url": "http://a b"}, "url"),
+        ({"base_url": "ftp://panel.example"}, "url"),
+        ({"base_url": "http://panel.example:99999"}, "url"),
+        ({"base_url": "http://u:p@panel.example"}, "url"),
+        ({"name": "bad name"}, "name"),
+        ({"ca_bundle": "/etc/passwd"}, "ca_bundle"),
+    ],
+)
+def test_save_server_refuses_for_every_caller_naming_the_field(
+    services: Services, change: dict[str, Any], field: str
+) -> None:
+    # The importer and `bridge run` save through it too, past the CLI's options.
+    spec = ServerSpec(
+        name="t0",
+        base_url="http://127.0.0.1:9",
+        auth_mode=AuthMode.API_KEY,
+        api_key="wsp_x",
+    )
+    with (
+        pytest.raises(InvalidOrderError) as refused,
+        services.sessions.begin() as session,
+    ):
+        save_server(session, services.box, dataclasses.replace(spec, **change))
+    assert refused.value.field == field
+    assert registry(services) == []
+
+
 # --- webhooks on add and remove ---
 
 
@@ -241,6 +396,59 @@ def test_servers_add_json_is_the_view_with_the_subscription(
         k: v for k, v in edited.items() if k not in {"webhook", "updated_at"}
     }
     assert api_key not in added.stdout
+
+
+def _subscribed_at(public: Settings, simulator: SimulatorServer, limit: int) -> None:
+    """Server sim added with webhooks at `limit`/min: its one call just spent."""
+    added = bridge(
+        public,
+        "servers",
+        "add",
+        "sim",
+        "--url",
+        simulator.base_url,
+        "--api-key",
+        simulator.credentials().api_key,
+        "--limit",
+        str(limit),
+        "--webhooks",
+    )
+    assert added.returncode == 0, added.stderr
+    assert "webhooks: subscribed" in added.stdout
+
+
+def test_servers_edit_no_webhooks_waits_a_short_budget_wait(
+    public: Settings, services: Services, simulator: SimulatorServer, sim: SimControl
+) -> None:
+    # At 20/min the unsubscribe waits ~3 s for the budget the subscribe spent:
+    # it gave up ("rate limited, retry after 0.196s") with the subscription kept.
+    _subscribed_at(public, simulator, 20)
+
+    edited = bridge(public, "servers", "edit", "sim", "--no-webhooks")
+
+    assert edited.returncode == 0, edited.stderr
+    assert "not subscribed" not in edited.stderr
+    assert "webhooks: unsubscribed" in edited.stdout
+    view = shown(public)
+    assert (view["webhooks"], view["webhook_subscribed"]) == (False, False)
+    assert panel_hooks(sim) == []
+
+
+def test_servers_edit_no_webhooks_reports_a_long_budget_wait(
+    public: Settings, services: Services, simulator: SimulatorServer, sim: SimControl
+) -> None:
+    # At 1/min the wait is about a minute: said, not waited for; the id is kept
+    # so the next edit tries again.
+    _subscribed_at(public, simulator, 1)
+
+    edited = bridge(public, "servers", "edit", "sim", "--no-webhooks")
+
+    assert edited.returncode == 0, edited.stderr
+    assert "webhooks: not subscribed: unsubscribe failed: rate limited" in (
+        edited.stderr
+    )
+    assert shown(public)["webhook_subscribed"] is True
+    assert len(panel_hooks(sim)) == 1
 
 
 def test_servers_remove_json(settings: Settings, server: Server) -> None:
