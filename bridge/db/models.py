@@ -49,7 +49,7 @@ from bridge.domain.states import OrderStatus, ServiceStatus, StepStatus, WaitRea
 _ACTIVE_ORDER_STATUSES = "status IN ('queued', 'running', 'waiting')"
 # Services that hold their panel username on their server: the live ones, and a
 # failed one that owns its account (a create that failed after the user step).
-_HOLDS_USERNAME = (
+HOLDS_USERNAME = (
     "status IN ('pending', 'active', 'suspended')"
     " OR (status = 'failed' AND owns_account)"
 )
@@ -116,8 +116,8 @@ class Service(Base):
             "server_id",
             "username",
             unique=True,
-            postgresql_where=text(_HOLDS_USERNAME),
-            sqlite_where=text(_HOLDS_USERNAME),
+            postgresql_where=text(HOLDS_USERNAME),
+            sqlite_where=text(HOLDS_USERNAME),
         ),
     )
 

@@ -2,11 +2,10 @@
 
 import uuid
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from bridge.db.models import Service
-from bridge.domain.states import LIVE_SERVICE_STATUSES, ServiceStatus
+from bridge.db.models import HOLDS_USERNAME, Service
 
 
 def find_username_holder(
@@ -24,12 +23,7 @@ def find_username_holder(
             Service.server_id == server_id,
             Service.username == username,
             Service.service_id != service_id,
-            or_(
-                Service.status.in_(LIVE_SERVICE_STATUSES),
-                and_(
-                    Service.status == ServiceStatus.FAILED,
-                    Service.owns_account.is_(True),
-                ),
-            ),
+            # The index's own predicate: the query and the backstop cannot drift.
+            text(f"({HOLDS_USERNAME})"),
         )
     ).first()
