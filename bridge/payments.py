@@ -48,7 +48,6 @@ from bridge.domain.model import Action, OrderSpec, RequestedBy, SuspendReason
 from bridge.domain.states import (
     OrderStatus,
     ServiceStatus,
-    StepStatus,
     next_order_status,
 )
 from bridge.errors import NotFoundError
@@ -208,17 +207,8 @@ def _cancel_sweep_orders(
 
 
 def _ever_sent(order: Order) -> bool:
-    """Whether any step of the order may have reached the panel.
-
-    The engine sets `first_sent_at` when it sends a step and clears it only when
-    the panel proved nothing ran (a rate-limit refusal of the first send, or a
-    fresh key on an operator's retry after a 4xx).
-    """
-    return any(
-        step.first_sent_at is not None
-        or step.status in (StepStatus.IN_FLIGHT, StepStatus.SUCCEEDED)
-        for step in order.steps
-    )
+    """Whether any step of the order may have reached the panel."""
+    return any(orders_db.step_may_have_acted(step) for step in order.steps)
 
 
 def _cancel(services: Services, session: Session, order: Order, now: datetime) -> None:

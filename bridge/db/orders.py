@@ -177,3 +177,16 @@ def pending_steps(order: Order) -> list[Step]:
     return [
         s for s in order.steps if s.status in (StepStatus.PENDING, StepStatus.IN_FLIGHT)
     ]
+
+
+def step_may_have_acted(step: Step) -> bool:
+    """Whether `step` may have reached the panel (its effect may be there).
+
+    The engine sets `first_sent_at` when it sends a step and clears it only when
+    the panel proved nothing ran (a rate-limit refusal of the first send, or a
+    fresh key on an operator's retry after a 4xx).
+    """
+    return step.first_sent_at is not None or step.status in (
+        StepStatus.IN_FLIGHT,
+        StepStatus.SUCCEEDED,
+    )

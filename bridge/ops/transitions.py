@@ -11,6 +11,7 @@ from sqlalchemy import or_, update
 from sqlalchemy.orm import Session
 
 from bridge.db.models import Order, Step
+from bridge.db.orders import step_may_have_acted
 from bridge.db.services import find_username_holder
 from bridge.domain.model import Action
 from bridge.domain.states import (
@@ -57,8 +58,8 @@ def refuse_if_outcome_unknown(order: Order) -> None:
 
 def _unknown_outcome_step(order: Order) -> Step | None:
     for step in order.steps:
-        sent = step.first_sent_at is not None or step.status is StepStatus.IN_FLIGHT
-        if sent and step.status in (StepStatus.PENDING, StepStatus.IN_FLIGHT):
+        unsettled = step.status in (StepStatus.PENDING, StepStatus.IN_FLIGHT)
+        if unsettled and step_may_have_acted(step):
             return step
     return None
 
