@@ -125,14 +125,16 @@ def _place_waiting_for_capacity(
         .with_for_update(skip_locked=True)
     ).all()
     placed = 0
+    placement = servers_db.Placement(session, policy)  # each group read once
     for order in waiting:
-        server = servers_db.place(session, order.server_group, policy)
+        server = placement.place(order.server_group)
         if server is None:
             continue
         holder = find_username_holder(
             session, server.id, order.service.username, order.service_id
         )
         if holder is not None:
+            placement.unplace(server, order.server_group)  # nothing placed there
             # Another service holds this username where placement would put it:
             # one account per name, so the order keeps waiting (that service may
             # be terminated, or room may free up elsewhere), and says why.

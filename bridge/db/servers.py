@@ -44,13 +44,6 @@ def slots(server: Server) -> int | None:
     return min(limits) if limits else None
 
 
-def place(
-    session: Session, group: str | None, policy: PlacementPolicy
-) -> Server | None:
-    """Choose an active server with a free slot for a new account, or None."""
-    return Placement(session, policy).place(group)
-
-
 class Placement:
     """Places new accounts within one transaction, reading each group once.
 
