@@ -80,13 +80,13 @@ def check_target_path(value: str | None) -> str | None:
 
 
 # Every way a mint can end without a link (the route maps each to its status).
-_REFUSALS = (NotFoundError, SsoConflictError, SsoUnavailableError, SsoPanelError)
 _REFUSAL_KIND: dict[type[BridgeError], str] = {  # -> detail["refusal"]
     NotFoundError: "not_found",
     SsoConflictError: "conflict",
     SsoUnavailableError: "unavailable",
     SsoPanelError: "panel",
 }
+_REFUSALS = tuple(_REFUSAL_KIND)
 
 
 def mint_sso(
@@ -105,7 +105,9 @@ def mint_sso(
     audited: `sso_minted`, or `sso_refused` with the refusal's kind and reason
     (one place, below, so a new refusal cannot skip it); never the link.
     """
-    lifetime = min(max(expires_in or services.settings.sso_link_seconds, 30), 900)
+    lifetime = min(
+        max(expires_in or services.settings.sso_link_seconds, MIN_EXPIRES), MAX_EXPIRES
+    )
     server_name: str | None = None
     try:
         with services.sessions() as session:

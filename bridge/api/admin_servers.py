@@ -3,7 +3,6 @@
 Credentials are accepted on PUT and never returned.
 """
 
-import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response, status
@@ -13,7 +12,6 @@ from bridge.api.admin_auth import AdminDep, AdminRoute, ReaderDep, ServicesDep
 from bridge.api.admin_schemas import ServerIn
 from bridge.api.edge import ErrorOut
 from bridge.db.servers import get_server_by_name
-from bridge.errors import RateLimitedError
 from bridge.fleet import SERVER_NAME_PATTERN
 from bridge.ops import (
     drain_server,
@@ -23,6 +21,7 @@ from bridge.ops import (
     remove_server,
     server_detail,
 )
+from bridge.webhook_subscriptions import short_waits
 
 router = APIRouter(prefix="/servers", route_class=AdminRoute)
 
@@ -38,10 +37,7 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _short_wait(seconds: float) -> None:
-    if seconds > MAX_BUDGET_WAIT_SECONDS:
-        raise RateLimitedError(seconds)
-    time.sleep(seconds)
+_short_wait = short_waits(MAX_BUDGET_WAIT_SECONDS)
 
 
 @router.get("")

@@ -12,6 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 from bridge.api.signing import SIGNATURE_HEADERS, SignedRoute
 from bridge.container import Services
 from bridge.sso import (
+    MAX_EXPIRES,
+    MIN_EXPIRES,
     SsoConflictError,
     SsoPanelError,
     SsoUnavailableError,
@@ -45,8 +47,8 @@ class SsoIn(BaseModel):
     # Strict: "60" and 60.0 are not lifetimes (lax mode would take them).
     expires_in: StrictInt | None = Field(
         default=None,
-        ge=30,
-        le=900,
+        ge=MIN_EXPIRES,
+        le=MAX_EXPIRES,
         description="Link lifetime in seconds (default BRIDGE_SSO_LINK_SECONDS)",
     )
 
