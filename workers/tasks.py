@@ -4,6 +4,7 @@ Arguments are ids only. No autoretry: the engine writes retries into the DB and 
 dispatcher re-enqueues; a crash leaves a lease that expires.
 """
 
+import functools
 import uuid
 from collections.abc import Callable
 
@@ -36,30 +37,31 @@ def register_tasks(app: Celery, services: Callable[[], Services]) -> None:
     builds several apps (tests, the in-process CLI) would register each name
     once per earlier call, which Celery 5.7 refuses as a duplicate task name.
     """
+    task = functools.partial(app.task, shared=False, max_retries=None)
 
-    @app.task(name=RUN_ORDER_TASK, shared=False, max_retries=None)
+    @task(name=RUN_ORDER_TASK)
     def run_order_task(order_uuid: str) -> None:
         run_order(services(), uuid.UUID(order_uuid))
 
-    @app.task(name=DISPATCH_TASK, shared=False, max_retries=None, expires=30)
+    @task(name=DISPATCH_TASK, expires=30)
     def dispatch_task() -> None:
         dispatch_due_orders(services())
 
-    @app.task(name=DELIVER_CALLBACK_TASK, shared=False, max_retries=None)
+    @task(name=DELIVER_CALLBACK_TASK)
     def deliver_callback_task(order_uuid: str) -> None:
         s = services()
         deliver_callback(s.settings, s.sessions, s.http, s.clock, uuid.UUID(order_uuid))
 
     # Sweeps: no retry on failure; the next beat tick runs the sweep again.
-    @app.task(name=SWEEP_SUSPEND_TASK, shared=False, max_retries=None)
+    @task(name=SWEEP_SUSPEND_TASK)
     def sweep_suspend_task() -> None:
         run_sweep(services(), "suspend")
 
-    @app.task(name=SWEEP_TERMINATE_TASK, shared=False, max_retries=None)
+    @task(name=SWEEP_TERMINATE_TASK)
     def sweep_terminate_task() -> None:
         run_sweep(services(), "terminate")
 
-    @app.task(name=RETENTION_TASK, shared=False, max_retries=None)
+    @task(name=RETENTION_TASK)
     def retention_task() -> None:
         run_retention(services())
 
@@ -67,12 +69,12 @@ def register_tasks(app: Celery, services: Callable[[], Services]) -> None:
     # it says wait, then schedules its own continuation that much later (seconds,
     # far below the broker's visibility timeout). A lost step leaves the run's
     # lock to expire; the next beat tick starts afresh.
-    @app.task(name=COLLECT_USAGE_TASK, shared=False, max_retries=None)
+    @task(name=COLLECT_USAGE_TASK)
     def collect_usage_task() -> None:
         for server, run_id in start_usage_runs(services()):
             collect_server_usage_task.delay(server, "", run_id)
 
-    @app.task(name=COLLECT_SERVER_USAGE_TASK, shared=False, max_retries=None)
+    @task(name=COLLECT_SERVER_USAGE_TASK)
     def collect_server_usage_task(server: str, cursor: str, run_id: str) -> None:
         progress = collect_step(services(), server, cursor, run_id)
         if not progress.done:
@@ -81,6 +83,6 @@ def register_tasks(app: Celery, services: Callable[[], Services]) -> None:
                 countdown=progress.retry_after or 0,
             )
 
-    @app.task(name=REFRESH_PACKAGES_TASK, shared=False, max_retries=None)
+    @task(name=REFRESH_PACKAGES_TASK)
     def refresh_packages_task() -> None:
         refresh_all_packages(services())
