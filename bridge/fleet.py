@@ -25,7 +25,7 @@ from bridge.errors import (
     RateLimiterUnavailableError,
 )
 from bridge.inflight import InFlightSlots
-from bridge.panel import PanelClient, PanelConfig, PanelTimeouts, resolve_routes
+from bridge.panel import Budget, PanelClient, PanelConfig, PanelTimeouts, resolve_routes
 from bridge.panel.auth import totp_secret_problem
 from bridge.ratelimit import RedisRateLimiter
 
@@ -288,31 +288,33 @@ class PanelRegistry:
             cached = self._clients.get(server.id)
             if cached is not None and cached[0] == server.updated_at:
                 return cached[1]
-            client = PanelClient(
-                panel_config(server, self._box),
-                redis=self._redis,
-                limiter=self._limiter,
-                timeouts=self._timeouts,
-                host_id=self._host_id,
-                token_ttl=self._token_ttl,
-                inflight=self._inflight,
-                inflight_retry_after=self._inflight_retry_after,
-            )
+            client = self.new_client(server, self._limiter)
             if cached is not None:
                 cached[1].close()
             self._clients[server.id] = (server.updated_at, client)
             return client
 
-    @property
-    def inflight(self) -> InFlightSlots | None:
-        """The per-server cap on concurrent calls, for clients built elsewhere
-        (bridge.lanes) that must count against it too."""
-        return self._inflight
+    def new_client(self, server: Server, limiter: Budget) -> PanelClient:
+        """A client of `server` spending `limiter` (uncached: the caller closes it).
+
+        The lanes (bridge.lanes) give theirs another budget; everything else
+        (credentials, timeouts, login cache, the in-flight cap) is the same.
+        """
+        return PanelClient(
+            panel_config(server, self._box),
+            redis=self._redis,
+            limiter=limiter,
+            timeouts=self._timeouts,
+            host_id=self._host_id,
+            token_ttl=self._token_ttl,
+            inflight=self._inflight,
+            inflight_retry_after=self._inflight_retry_after,
+        )
 
     @property
-    def inflight_retry_after(self) -> float:
-        """How long a call refused a slot waits before asking again."""
-        return self._inflight_retry_after
+    def inflight(self) -> InFlightSlots | None:
+        """The per-server cap on concurrent calls (tests hold its slots)."""
+        return self._inflight
 
     def calls_in_flight(
         self, servers: Sequence[str], *, older_than: float = 0.0

@@ -9,25 +9,14 @@ changes whose turn a token is, never how many calls a panel gets at once.
 
 from bridge.container import Services
 from bridge.db.models import Server
-from bridge.fleet import panel_config
-from bridge.panel import Budget, PanelClient, PanelTimeouts
+from bridge.panel import Budget, PanelClient
 from bridge.ratelimit import PriorityLane, ShareLane
 
 USAGE_LANE = "usage"
 
 
 def _client(services: Services, server: Server, budget: Budget) -> PanelClient:
-    settings = services.settings
-    return PanelClient(
-        panel_config(server, services.box),
-        redis=services.redis,
-        limiter=budget,
-        timeouts=PanelTimeouts.from_settings(settings),
-        host_id=services.host_id,
-        token_ttl=settings.panel_token_cache_seconds,
-        inflight=services.panels.inflight,
-        inflight_retry_after=services.panels.inflight_retry_after,
-    )
+    return services.panels.new_client(server, budget)
 
 
 def priority_client(services: Services, server: Server) -> PanelClient:
