@@ -148,6 +148,13 @@ def url_problem(url: str) -> str | None:
         return f"at most {URL_MAX_LENGTH} characters"
     if any(c.isspace() or not c.isprintable() for c in url):
         return "must not contain spaces or control characters"
+    return http_url_problem(url)
+
+
+def http_url_problem(url: str) -> str | None:
+    """Why `url` is not an http(s) URL with a host, a valid port and no
+    credentials (they would be stored and shown), or None. Shared by the API's
+    URL fields (bridge.api.schemas) and the servers' base URLs."""
     parts = urlsplit(url)
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         return "expected an http:// or https:// URL with a host"

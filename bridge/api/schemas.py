@@ -7,7 +7,6 @@ Where the JSON type carries meaning the field is strict: `true` is not a quota a
 import re
 from datetime import date
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -29,6 +28,7 @@ from bridge.domain.model import (
     OrderSpec,
     SuspendReason,
 )
+from bridge.fleet import http_url_problem
 
 USERNAME = r"^[a-z][a-z0-9]{1,15}$"
 EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
@@ -55,20 +55,9 @@ IsoDay = Annotated[date, BeforeValidator(_iso_day)]
 
 def _http_url(value: str) -> str:
     """An http(s) URL with a host and a valid port, and no credentials in it."""
-    parts = urlsplit(value)
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        msg = "expected an http:// or https:// URL with a host"
-        raise ValueError(msg)
-    try:
-        parts.port  # noqa: B018 - urlsplit checks the port only when asked
-    except ValueError:
-        msg = "invalid port"
-        raise ValueError(msg) from None
-    if parts.username is not None or parts.password is not None:
-        # It would be stored and shown by the admin API; credentials belong in
-        # the callback signature, not the URL.
-        msg = "credentials (user:password@) are not allowed in the URL"
-        raise ValueError(msg)
+    problem = http_url_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
     return value
 
 
