@@ -25,7 +25,8 @@ share the credential) and turns a 429 into a shared "blocked until".
 """
 
 import math
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -33,7 +34,7 @@ from typing import Any
 
 import redis
 
-from bridge.errors import RateLimiterUnavailableError
+from bridge.errors import RateLimitedError, RateLimiterUnavailableError
 
 WINDOW_SECONDS = 60.0
 DEFAULT_SAFETY_SECONDS = 1.0
@@ -449,3 +450,18 @@ class ShareLane:
         if advertised is not None and advertised > 0:
             scaled = {"X-RateLimit-Limit": str(self.lane_limit(advertised))}
             self._limiter.observe(share_key(key, self._lane), 200, scaled)
+
+
+def short_waits(
+    max_seconds: float, sleep: Callable[[float], None] = time.sleep
+) -> Callable[[float], None]:
+    """A `sleep` for a person's command: it waits out a budget wait of up to
+    `max_seconds` and raises RateLimitedError for a longer one (reported, not
+    waited for). Never for workers: they hand a wait back to the database."""
+
+    def wait(seconds: float) -> None:
+        if seconds > max_seconds:
+            raise RateLimitedError(seconds)
+        sleep(seconds)
+
+    return wait

@@ -7,7 +7,6 @@ sent, so a lost answer is retried with the same key and the panel replays it
 rather than making a second subscription. The secret is kept encrypted only.
 """
 
-import time
 import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -31,18 +30,6 @@ Sleep = Callable[[float], None]
 # The CLI waits this long at most for the shared budget before each call (as
 # `servers test` and import wait for theirs); a longer wait is reported instead.
 CLI_MAX_BUDGET_WAIT_SECONDS = 10.0
-
-
-def short_waits(max_seconds: float, sleep: Sleep = time.sleep) -> Sleep:
-    """A `sleep` that waits out a budget wait of up to `max_seconds` and raises
-    RateLimitedError for a longer one (reported, not waited for)."""
-
-    def wait(seconds: float) -> None:
-        if seconds > max_seconds:
-            raise RateLimitedError(seconds)
-        sleep(seconds)
-
-    return wait
 
 
 def receiver_url(services: Services, server_name: str) -> str | None:

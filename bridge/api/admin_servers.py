@@ -21,7 +21,7 @@ from bridge.ops import (
     remove_server,
     server_detail,
 )
-from bridge.webhook_subscriptions import short_waits
+from bridge.ratelimit import short_waits
 
 router = APIRouter(prefix="/servers", route_class=AdminRoute)
 

@@ -36,7 +36,8 @@ from bridge.ops import (
     server_detail,
 )
 from bridge.packages import cached_packages, refresh_packages
-from bridge.webhook_subscriptions import CLI_MAX_BUDGET_WAIT_SECONDS, short_waits
+from bridge.ratelimit import short_waits
+from bridge.webhook_subscriptions import CLI_MAX_BUDGET_WAIT_SECONDS
 
 _STATES = click.Choice([s.value for s in ServerState])
 _FROM_PROMPT = "-"
