@@ -50,7 +50,7 @@ class GroupCommit(Generic[T, R]):
         self._leading = False
 
     def waiting(self) -> int:
-        """Items queued behind the batch being handled (for tests and metrics)."""
+        """Items queued behind the batch being handled (tests read it)."""
         with self._lock:
             return len(self._waiting)
 
